@@ -1,0 +1,15 @@
+"""The method registry: every entry is trained, evaluated and tested by the suite.
+
+To add a method: write `methods/<name>.py` with a Config, PRESETS, a trainer and a `MethodSpec`,
+then add it below. The registry-parametrized tests pick it up automatically.
+"""
+
+from methods import mle
+from methods.base import MethodSpec
+
+METHODS: dict[str, MethodSpec] = {
+    spec.name: spec
+    for spec in (
+        mle.METHOD,
+    )
+}

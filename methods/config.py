@@ -1,0 +1,83 @@
+"""Hyperparameter fields with help text, provenance and validity checks, and CLI overrides.
+
+Every hyperparameter lives in its method's frozen Config dataclass, declared with `hp(...)`, so
+`--help`, validation and the MLflow params all come from that one place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "positive": (lambda v: v > 0, "must be > 0"),
+    "nonneg": (lambda v: v >= 0, "must be >= 0"),
+    "unit": (lambda v: 0 < v <= 1, "must be in (0, 1]"),
+    "ge1": (lambda v: v >= 1, "must be >= 1"),
+}
+
+
+class ConfigError(ValueError):
+    """A hyperparameter value that is invalid; the message names it and what is valid."""
+
+
+def hp(default: Any, help: str, *, source: str = "", check: str | None = None, choices=None):
+    """A config field: `help` is the --help text, `source` where the default comes from."""
+    meta = {"help": f"{help} (default {default!r}; {source})" if source else help}
+    meta.update(check=check, choices=choices)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def validate(cfg: Any, prefix: str) -> None:
+    """Raise ConfigError for the first field of `cfg` that fails its check."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        flag = f"--{prefix}.{f.name.replace('_', '-')}"
+        choices = f.metadata.get("choices")
+        if choices is not None and value not in choices:
+            raise ConfigError(f"{flag}={value!r} is not valid; choose from {', '.join(choices)}")
+        check = f.metadata.get("check")
+        if check is not None and not CHECKS[check][0](value):
+            raise ConfigError(f"{flag}={value!r} is not valid: {CHECKS[check][1]}")
+
+
+def parse_value(text: str, kind: type, flag: str) -> Any:
+    """Parse one CLI string into the field's type, with a one-line error naming the flag."""
+    try:
+        if kind is bool:
+            if text.lower() not in {"true", "false", "1", "0", "yes", "no"}:
+                raise ValueError(text)
+            return text.lower() in {"true", "1", "yes"}
+        if kind is tuple or kind is list:
+            return tuple(int(v) for v in text.replace(",", " ").split())
+        return kind(text)
+    except ValueError:
+        name = getattr(kind, "__name__", str(kind))
+        raise ConfigError(f"{flag}={text!r} is not valid: expected {name}") from None
+
+
+def field_type(cfg_cls: type, name: str) -> type:
+    hints = {f.name: f for f in dataclasses.fields(cfg_cls)}
+    default = hints[name].default
+    return type(default)
+
+
+def build(cfg_cls: type, prefix: str, preset: dict[str, Any], overrides: dict[str, str]) -> Any:
+    """cfg_cls defaults <- preset values <- CLI overrides (strings), then validated."""
+    names = {f.name for f in dataclasses.fields(cfg_cls)}
+    values = dict(preset)
+    for name, text in overrides.items():
+        if name not in names:
+            valid = ", ".join(sorted(f"--{prefix}.{n.replace('_', '-')}" for n in names))
+            raise ConfigError(f"unknown option --{prefix}.{name.replace('_', '-')}; valid: {valid}")
+        flag = f"--{prefix}.{name.replace('_', '-')}"
+        values[name] = parse_value(text, field_type(cfg_cls, name), flag)
+    cfg = cfg_cls(**values)
+    validate(cfg, prefix)
+    return cfg
+
+
+def flatten(cfg: Any, prefix: str) -> dict[str, str]:
+    """MLflow params are flat strings: {'mle.lr': '0.01', ...}."""
+    return {f"{prefix}.{k}": str(v) for k, v in dataclasses.asdict(cfg).items()}

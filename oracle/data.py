@@ -1,0 +1,85 @@
+"""The task: oracle + training set + held-out set, sampled deterministically and cached on disk.
+
+The task seed (oracle weights and its data) is independent of the replicate seed (training) and
+of the evaluation seed: changing how a method trains never changes the data it is judged on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from methods.generator import LSTMGenerator
+from oracle.model import file_digest, load_paper_oracle, parameter_digest, random_oracle
+
+DEFAULT_PAPER_ORACLE = Path("../shared/seqgan-oracle/target_params_py3.pkl")
+
+
+@dataclass(frozen=True)
+class OracleSpec:
+    """Which oracle defines the task."""
+
+    kind: Literal["random", "seqgan-paper"] = "random"
+    seed: int = 66  # task seed of the random oracle (66: the original code's graph seed)
+    path: str = str(DEFAULT_PAPER_ORACLE)  # the paper's parameter file, for kind="seqgan-paper"
+    vocab_size: int = 5000  # paper: 5000
+    emb_dim: int = 32  # paper: 32
+    hidden_dim: int = 32  # paper: 32
+    seq_len: int = 20  # paper: 20
+
+
+@dataclass
+class Task:
+    oracle: LSTMGenerator
+    identity: str  # names the oracle exactly: kind + parameter digest
+    train: Tensor  # (n_train, T) int64 oracle samples: the training data
+    test: Tensor  # (n_test, T) int64 oracle samples, disjoint draws: held-out data
+
+    @property
+    def vocab_size(self) -> int:
+        return self.oracle.vocab_size
+
+    @property
+    def seq_len(self) -> int:
+        return self.oracle.seq_len
+
+
+def build_oracle(spec: OracleSpec) -> tuple[LSTMGenerator, str]:
+    if spec.kind == "seqgan-paper":
+        model = load_paper_oracle(spec.path, spec.seq_len)
+        return model, f"seqgan-paper-{file_digest(spec.path)}"
+    model = random_oracle(spec.seed, spec.vocab_size, spec.emb_dim, spec.hidden_dim, spec.seq_len)
+    return model, f"random-s{spec.seed}-{parameter_digest(model)}"
+
+
+def _split_seed(identity: str, split: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"{identity}/{split}".encode()).digest()[:8], "little")
+
+
+def _sample_split(oracle: LSTMGenerator, identity: str, split: str, n: int) -> Tensor:
+    """Oracle samples for one split, drawn on CPU so the data are the same on every device."""
+    rng = torch.Generator().manual_seed(_split_seed(identity, split))
+    return oracle.sample(n, rng=rng)
+
+
+def load_task(spec: OracleSpec, n_train: int, n_test: int, cache_dir: Path) -> Task:
+    """Build the oracle and load (or sample once and cache) its training and held-out sets."""
+    oracle, identity = build_oracle(spec)
+    path = Path(cache_dir) / f"data-{identity}-train{n_train}-test{n_test}.pt"
+    if path.exists():
+        data = torch.load(path)
+    else:
+        data = {
+            "train": _sample_split(oracle, identity, "train", n_train).int(),
+            "test": _sample_split(oracle, identity, "test", n_test).int(),
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save(data, tmp)
+        tmp.replace(path)  # atomic: a killed run never leaves half a cache file
+    return Task(oracle, identity, data["train"].long(), data["test"].long())
