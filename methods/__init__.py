@@ -7,9 +7,4 @@ then add it below. The registry-parametrized tests pick it up automatically.
 from methods import mle
 from methods.base import MethodSpec
 
-METHODS: dict[str, MethodSpec] = {
-    spec.name: spec
-    for spec in (
-        mle.METHOD,
-    )
-}
+METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (mle.METHOD,)}

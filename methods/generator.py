@@ -67,7 +67,7 @@ class LSTMGenerator(nn.Module):
         self.out = nn.Linear(hidden_dim, vocab_size)
 
     def init_normal_(self, std: float, generator: torch.Generator) -> LSTMGenerator:
-        """All weights and biases ~ N(0, std^2), the LSTM's second bias zero (one bias, as the paper).
+        """All weights and biases ~ N(0, std^2); LSTM bias_hh zero (one bias, as the paper).
 
         std=0.1 is the SeqGAN generator's initialisation, std=1 the oracle's.
         """
@@ -96,7 +96,7 @@ class LSTMGenerator(nn.Module):
         return self.step_embedded(self.embedding(tokens), state)
 
     def step_embedded(self, x: Tensor, state: State) -> tuple[Tensor, State]:
-        """Like `step` but takes input embeddings (B, E): soft feedback feeds expected embeddings."""
+        """Like `step` but from input embeddings (B, E): soft feedback feeds expected embeddings."""
         out, state = self.lstm(x.unsqueeze(1), state)  # (B, 1, H)
         return self.out(out.squeeze(1)), state  # (B, V)
 
@@ -128,9 +128,7 @@ class LSTMGenerator(nn.Module):
         self, n: int, *, rng: torch.Generator, temperature: float = 1.0, batch_size: int = 1000
     ) -> Tensor:
         """(n, T) int64 samples at the given temperature, using only `rng` for randomness."""
-        return torch.cat(
-            [self._sample_batch(m, rng, temperature) for m in _chunks(n, batch_size)]
-        )
+        return torch.cat([self._sample_batch(m, rng, temperature) for m in _chunks(n, batch_size)])
 
     def _sample_batch(self, n: int, rng: torch.Generator, temperature: float) -> Tensor:
         tokens, state = self.start_tokens(n), self.initial_state(n)

@@ -24,21 +24,46 @@ from methods.generator import LSTMGenerator
 
 @dataclass(frozen=True)
 class Config:
-    lr: float = hp(1e-2, "Adam learning rate", source="[HEAD] generator.py; 1e-3 in [PAPER-ERA]",
-                   check="positive")
-    batch_size: int = hp(64, "minibatch size (sequences)", source="[HEAD] BATCH_SIZE",
-                         check="positive")
+    lr: float = hp(
+        1e-2,
+        "Adam learning rate",
+        source="[HEAD] generator.py; 1e-3 in [PAPER-ERA]",
+        check="positive",
+    )
+    batch_size: int = hp(
+        64, "minibatch size (sequences)", source="[HEAD] BATCH_SIZE", check="positive"
+    )
     clip: float = hp(5.0, "global gradient-norm clip", source="[HEAD] grad_clip", check="positive")
-    init_std: float = hp(0.1, "std of the N(0, std^2) initialisation of every generator parameter",
-                         source="[HEAD] init_matrix", check="positive")
-    pretrain_epochs: int = hp(120, "epochs of MLE pre-training over the training set",
-                              source="[HEAD] PRE_EPOCH_NUM; 240 in [PAPER-ERA]", check="positive")
-    pretrain_eval_every: int = hp(5, "pre-training epochs between learning-curve evaluations",
-                                  source="[HEAD] evaluates every 5 epochs", check="positive")
-    updates: int = hp(200, "MLE updates after pre-training (the 'MLE continued' control)",
-                      source="matches SeqGAN's TOTAL_BATCH=200 [HEAD]", check="nonneg")
-    eval_every: int = hp(5, "updates between evaluations after pre-training",
-                         source="[HEAD] every 5 adversarial iterations", check="positive")
+    init_std: float = hp(
+        0.1,
+        "std of the N(0, std^2) initialisation of every generator parameter",
+        source="[HEAD] init_matrix",
+        check="positive",
+    )
+    pretrain_epochs: int = hp(
+        120,
+        "epochs of MLE pre-training over the training set",
+        source="[HEAD] PRE_EPOCH_NUM; 240 in [PAPER-ERA]",
+        check="positive",
+    )
+    pretrain_eval_every: int = hp(
+        5,
+        "pre-training epochs between learning-curve evaluations",
+        source="[HEAD] evaluates every 5 epochs",
+        check="positive",
+    )
+    updates: int = hp(
+        200,
+        "MLE updates after pre-training (the 'MLE continued' control)",
+        source="matches SeqGAN's TOTAL_BATCH=200 [HEAD]",
+        check="nonneg",
+    )
+    eval_every: int = hp(
+        5,
+        "updates between evaluations after pre-training",
+        source="[HEAD] every 5 adversarial iterations",
+        check="positive",
+    )
 
 
 PRESETS = {

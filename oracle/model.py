@@ -24,14 +24,14 @@ class OracleFileError(ValueError):
 def random_oracle(
     seed: int, vocab_size: int = 5000, emb_dim: int = 32, hidden_dim: int = 32, seq_len: int = 20
 ) -> LSTMGenerator:
-    """An oracle with every parameter ~ N(0, 1) drawn from `seed` (the task seed), as in the paper."""
+    """An oracle with every parameter ~ N(0, 1) drawn from `seed` (the task seed), as the paper."""
     model = LSTMGenerator(vocab_size, emb_dim, hidden_dim, seq_len)
     model.init_normal_(1.0, torch.Generator().manual_seed(seed))
     return model.requires_grad_(False).eval()
 
 
 def parameter_digest(model: torch.nn.Module) -> str:
-    """Short sha256 of a model's parameters: part of the oracle's identity (and its data cache key)."""
+    """Short sha256 of the parameters: part of the oracle identity (and of its data cache key)."""
     h = hashlib.sha256()
     for name, p in sorted(model.state_dict().items()):
         h.update(name.encode())
@@ -46,7 +46,23 @@ _ALLOWED_GLOBALS = {
     ("numpy", "ndarray"),
     ("numpy", "dtype"),
 }
-_NAMES = ["E", "Wi", "Ui", "bi", "Wf", "Uf", "bf", "Wog", "Uog", "bog", "Wc", "Uc", "bc", "Wo", "bo"]
+_NAMES = [
+    "E",
+    "Wi",
+    "Ui",
+    "bi",
+    "Wf",
+    "Uf",
+    "bf",
+    "Wog",
+    "Uog",
+    "bog",
+    "Wc",
+    "Uc",
+    "bc",
+    "Wo",
+    "bo",
+]
 
 
 class _ArraysOnlyUnpickler(pickle.Unpickler):
@@ -106,7 +122,10 @@ def load_paper_oracle(path: str | Path, seq_len: int = 20) -> LSTMGenerator:
     path = Path(path)
     arrays = _read_arrays(path)
     vocab, emb, hidden = _check_shapes(arrays, path)
-    t = {n: torch.from_numpy(np.asarray(a, dtype=np.float32)) for n, a in zip(_NAMES, arrays)}
+    t = {
+        n: torch.from_numpy(np.asarray(a, dtype=np.float32))
+        for n, a in zip(_NAMES, arrays, strict=True)
+    }
     model = LSTMGenerator(vocab, emb, hidden, seq_len)
     with torch.no_grad():
         model.embedding.weight.copy_(t["E"])

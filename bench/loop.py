@@ -1,0 +1,78 @@
+"""The one training loop every method runs in: updates, timing, evaluation, divergence checks."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from methods.base import Trainer
+
+Metrics = dict[str, float]
+
+
+class Diverged(RuntimeError):
+    """A training scalar became non-finite or exceeded the configured bound."""
+
+    def __init__(self, step: int, key: str, value: float) -> None:
+        super().__init__(f"diverged at step {step}: {key} = {value}")
+        self.step, self.key, self.value = step, key, value
+
+
+@dataclass
+class Phase:
+    """One stretch of generator updates with a shared x-axis (generator updates so far)."""
+
+    updates: int
+    eval_every: int
+    step_offset: int = 0  # updates made before this phase (pre-training), so curves continue
+
+
+def check_finite(scalars: Metrics, step: int, bound: float) -> None:
+    for key, value in scalars.items():
+        if not math.isfinite(value) or abs(value) > bound:
+            raise Diverged(step, key, value)
+
+
+def run_phase(
+    trainer: Trainer,
+    phase: Phase,
+    evaluate: Callable[[], Metrics],
+    log: Callable[[int, Metrics], None],
+    bound: float,
+    tick: Callable[[Metrics], None] = lambda scalars: None,
+) -> Metrics:
+    """Run `phase.updates` trainer steps; evaluate every `eval_every` and at the end.
+
+    Train scalars are averaged over each evaluation interval and logged with `perf/update_ms`
+    (wall time of the updates alone, evaluation excluded). Returns the phase means of the
+    `perf/*` scalars, `perf/update_ms` included, as `perf/<name>_mean`.
+    """
+    every, window, window_ms = [], [], 0.0
+    if phase.step_offset == 0:
+        log(0, evaluate())
+    for u in range(1, phase.updates + 1):
+        step = phase.step_offset + u
+        t0 = time.perf_counter()
+        scalars = trainer.step()
+        dt = (time.perf_counter() - t0) * 1000
+        check_finite(scalars, step, bound)
+        window_ms += dt
+        window.append(scalars)
+        every.append(
+            {k: v for k, v in scalars.items() if k.startswith("perf/")} | {"perf/update_ms": dt}
+        )
+        tick(scalars)
+        if u % phase.eval_every == 0 or u == phase.updates:
+            metrics = _mean(window) | {"perf/update_ms": window_ms / len(window)}
+            metrics |= evaluate()
+            check_finite(metrics, step, math.inf)
+            log(step, metrics)
+            window, window_ms = [], 0.0
+    return {f"{k}_mean": v for k, v in _mean(every).items()}
+
+
+def _mean(rows: list[Metrics]) -> Metrics:
+    keys = {k for row in rows for k in row}
+    return {k: sum(r[k] for r in rows if k in r) / sum(k in r for r in rows) for k in keys}

@@ -1,0 +1,87 @@
+"""The shared MLE pre-training, cached by everything that determines it.
+
+Every method of one replicate seed starts from this same generator: the `mle` row and each GAN
+row differ only in what happens after it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from bench.config import BenchConfig
+from bench.evaluate import curve_point
+from bench.loop import Metrics, Phase, run_phase
+from methods import mle
+from methods.base import TrainContext
+from methods.generator import LSTMGenerator
+from oracle.data import Task
+
+Curve = list[tuple[int, Metrics]]
+
+
+def derive_seed(seed: int, *tags: str) -> int:
+    """A seed for one purpose of one replicate, independent of the others (63 bits)."""
+    digest = hashlib.sha256("/".join([str(seed), *tags]).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def pretrain_key(cfg: mle.Config, task: Task, bench: BenchConfig, seed: int, device) -> str:
+    fields = {k: v for k, v in asdict(cfg).items() if k not in ("updates", "eval_every")}
+    ident = dict(
+        mle=fields,
+        task=task.identity,
+        n_train=bench.n_train,
+        seed=seed,
+        curve=(bench.curve_samples, bench.eval_seed),
+        device=torch.device(device).type,
+        torch=torch.__version__,
+        format=1,
+    )
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def fresh_generator(task: Task, cfg: mle.Config, seed: int) -> LSTMGenerator:
+    o = task.oracle
+    gen = LSTMGenerator(o.vocab_size, o.emb_dim, o.hidden_dim, o.seq_len, o.start_token)
+    return gen.init_normal_(cfg.init_std, torch.Generator().manual_seed(derive_seed(seed, "init")))
+
+
+def pretrained_generator(
+    cfg: mle.Config,
+    task: Task,
+    bench: BenchConfig,
+    seed: int,
+    device: torch.device,
+    cache_dir: Path,
+    tick: Callable[[Metrics], None] = lambda s: None,
+) -> tuple[LSTMGenerator, Curve, int]:
+    """(generator on device, its pre-training curve, its update count); trained once, cached."""
+    path = Path(cache_dir) / f"pretrain-{pretrain_key(cfg, task, bench, seed, device)}.pt"
+    gen = fresh_generator(task, cfg, seed).to(device)
+    if path.exists():
+        saved = torch.load(path)
+        gen.load_state_dict(saved["state"])
+        return gen, saved["curve"], saved["updates"]
+    rng = torch.Generator(device=device).manual_seed(derive_seed(seed, "pretrain"))
+    trainer = mle.MLETrainer(cfg, TrainContext(task, device, rng, seed), gen)
+    per_epoch = mle.updates_per_epoch(cfg, task.train.shape[0])
+    phase = Phase(cfg.pretrain_epochs * per_epoch, cfg.pretrain_eval_every * per_epoch)
+    curve: Curve = []
+
+    def evaluate() -> Metrics:
+        return curve_point(gen, task, bench.curve_samples, bench.eval_seed, device)
+
+    run_phase(
+        trainer, phase, evaluate, lambda step, m: curve.append((step, m)), bench.max_abs_loss, tick
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.cpu() for k, v in gen.state_dict().items()}
+    torch.save({"state": state, "curve": curve, "updates": phase.updates}, path.with_suffix(".tmp"))
+    path.with_suffix(".tmp").replace(path)
+    return gen, curve, phase.updates

@@ -1,0 +1,62 @@
+"""Live progress of a benchmark invocation: which cell, how far, the latest NLL-oracle."""
+
+from __future__ import annotations
+
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from methods import mle
+
+
+class CellProgress:
+    """One bar for the whole invocation, one for the current (method, seed) cell."""
+
+    def __init__(self, plan, n_cells: int) -> None:
+        self.plan = plan
+        self.bar = Progress(
+            TextColumn("[bold]{task.description:<22}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+        )
+        self.all = self.bar.add_task("all cells", total=n_cells, info="")
+        self.cell = None
+
+    def __enter__(self) -> CellProgress:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.__exit__(*exc)
+
+    def start(self, method: str, seed: int) -> None:
+        cfg, mle_cfg = self.plan.configs[method], self.plan.configs["mle"]
+        per_epoch = mle.updates_per_epoch(mle_cfg, self.plan.bench.n_train)
+        total = mle_cfg.pretrain_epochs * per_epoch + cfg.updates
+        if self.cell is not None:
+            self.bar.remove_task(self.cell)
+        self.cell = self.bar.add_task(f"{method} seed {seed}", total=total, info="pre-training")
+
+    def tick(self, scalars: dict) -> None:
+        self.bar.advance(self.cell)
+
+    def pretrained(self, updates: int) -> None:
+        """Pre-training is done (or came from the cache): the bar jumps to its end."""
+        self.bar.update(self.cell, completed=updates, info="training")
+
+    def evaluated(self, metrics: dict) -> None:
+        if "eval/nll_oracle" in metrics:
+            self.bar.update(self.cell, info=f"NLL-oracle {metrics['eval/nll_oracle']:.3f}")
+
+    def done(self, status: str, extra: dict) -> None:
+        if status != "finished":
+            self.bar.console.log(f"{self.bar.tasks[-1].description}: {status} {extra}")
+        self.bar.advance(self.all)

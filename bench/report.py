@@ -1,0 +1,291 @@
+"""Tables and plots of a finished experiment, built from the MLflow store alone.
+
+`python -m bench.report --experiment NAME` rebuilds them without retraining; `bench.run` calls
+the same code at its end, so the printed table and the stored one cannot disagree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from bench.tracking import Tracker, TrackingError, default_uri
+
+# column key -> (header, lower is better?)
+COLUMNS = {
+    "final/nll_oracle": ("NLL-oracle ↓", True),
+    "final/nll_test": ("NLL-test ↓", True),
+    "final/bleu2": ("BLEU-2 ↑", False),
+    "final/bleu3": ("BLEU-3 ↑", False),
+    "final/bleu4": ("BLEU-4 ↑", False),
+    "final/bleu5": ("BLEU-5 ↑", False),
+    "final/self_bleu2": ("Self-BLEU-2 ↓", True),
+    "final/self_bleu3": ("Self-BLEU-3 ↓", True),
+    "final/self_bleu4": ("Self-BLEU-4 ↓", True),
+    "final/self_bleu5": ("Self-BLEU-5 ↓", True),
+    "perf/update_ms_mean": ("ms / G update", True),
+    "perf/rollout_ms_mean": ("rollout ms / batch", True),
+    "perf/setup_s": ("setup s", True),
+}
+HEADLINE = ("final/nll_oracle", "final/nll_test")
+# SeqGAN paper, Table 1 (NLL-oracle on its own oracle file); "Random" matches the unigram row.
+PAPER_TABLE1 = {"unigram": 10.310, "mle": 9.038, "seqgan": 8.736}
+
+
+def tidy_results(tracker: Tracker, parent: str) -> pd.DataFrame:
+    """One row per (method, seed, metric): kind, method, seed, status, metric, value."""
+    rows = []
+    for run in tracker.children(parent):
+        tags = run.data.tags
+        base = dict(
+            kind=tags.get("kind", "method"),
+            method=tags.get("method", "?"),
+            seed=int(tags.get("seed", -1)),
+            status=tags.get("cell_status", "unknown"),
+            run_id=run.info.run_id,
+        )
+        rows += [base | dict(metric=k, value=v) for k, v in run.data.metrics.items()]
+        if not run.data.metrics:
+            rows.append(base | dict(metric="", value=np.nan))
+    return pd.DataFrame(
+        rows, columns=["kind", "method", "seed", "status", "run_id", "metric", "value"]
+    )
+
+
+def mean_ci(values: np.ndarray) -> tuple[float, float, float]:
+    """Mean and 95% percentile-bootstrap interval over seeds; (mean, nan, nan) when n = 1."""
+    values = np.asarray(values, dtype=float)
+    if len(values) < 2:
+        return float(values.mean()), np.nan, np.nan
+    if np.all(values == values[0]):
+        return float(values[0]), float(values[0]), float(values[0])
+    res = stats.bootstrap(
+        (values,),
+        np.mean,
+        confidence_level=0.95,
+        n_resamples=9999,
+        method="percentile",
+        random_state=0,
+    )
+    ci = res.confidence_interval
+    return float(values.mean()), float(ci.low), float(ci.high)
+
+
+def prob_beats(a: np.ndarray, b: np.ndarray, lower_is_better: bool) -> float:
+    """P(a random seed of A beats a random seed of B), ties counting half (rliable's P(X > Y))."""
+    a, b = np.asarray(a, float)[:, None], np.asarray(b, float)[None, :]
+    wins = (a < b) if lower_is_better else (a > b)
+    return float(wins.mean() + 0.5 * (a == b).mean())
+
+
+def summary(tidy: pd.DataFrame) -> pd.DataFrame:
+    """Numeric summary: one row per method, columns (metric, stat) with stat in mean/lo/hi/n."""
+    finished = tidy[tidy.status == "finished"]
+    rows = {}
+    for (kind, method), part in finished.groupby(["kind", "method"], sort=False):
+        row = {("kind", ""): kind, ("n", ""): part.seed.nunique()}
+        for metric in COLUMNS:
+            vals = part[part.metric == metric].sort_values("seed").value.to_numpy()
+            if len(vals):
+                m, lo, hi = mean_ci(vals)
+                row |= {(metric, "mean"): m, (metric, "lo"): lo, (metric, "hi"): hi}
+        rows[method] = row
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.columns = pd.MultiIndex.from_tuples(table.columns)
+    return table
+
+
+def _order(methods: list[str], kinds: dict[str, str]) -> list[str]:
+    refs = [m for m in ("oracle", "unigram", "uniform") if m in methods]
+    return refs + sorted(m for m in methods if kinds[m] != "reference")
+
+
+def display_table(tidy: pd.DataFrame, oracle_kind: str = "random") -> pd.DataFrame:
+    """The comparison table as strings: 'mean [lo, hi]' (or 'mean (n=1)'), diverged cells named."""
+    num = summary(tidy)
+    kinds = tidy.groupby("method").kind.first().to_dict()
+    out = {}
+    for method in _order(list(kinds), kinds):
+        out[method] = _display_row(method, num.loc[method] if method in num.index else None, tidy)
+    frame = pd.DataFrame.from_dict(out, orient="index")
+    if oracle_kind == "seqgan-paper":
+        frame.insert(
+            1,
+            "paper NLL-oracle",
+            [f"{PAPER_TABLE1[m]:.3f}" if m in PAPER_TABLE1 else "" for m in frame.index],
+        )
+    _add_prob_columns(frame, tidy)
+    frame.index.name = "method"
+    return frame
+
+
+def _display_row(method: str, row, tidy: pd.DataFrame) -> dict[str, str]:
+    cells = tidy[tidy.method == method].drop_duplicates("run_id")
+    bad = cells[cells.status != "finished"]
+    note = ", ".join(f"seed {s}: {st}" for s, st in zip(bad.seed, bad.status, strict=True))
+    out = {"seeds": f"{0 if row is None else int(row[('n', '')])}" + (f" ({note})" if note else "")}
+    for metric, (header, _) in COLUMNS.items():
+        if row is None or (metric, "mean") not in row.index or pd.isna(row[(metric, "mean")]):
+            out[header] = "—"
+            continue
+        m, lo, hi, n = (
+            row[(metric, "mean")],
+            row[(metric, "lo")],
+            row[(metric, "hi")],
+            int(row[("n", "")]),
+        )
+        digits = 1 if metric.startswith("perf/") else 3
+        out[header] = (
+            f"{m:.{digits}f} (n=1)"
+            if n < 2
+            else f"{m:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+        )
+    return out
+
+
+def _add_prob_columns(frame: pd.DataFrame, tidy: pd.DataFrame) -> None:
+    ok = tidy[(tidy.status == "finished") & (tidy.kind == "method")]
+    mle = ok[ok.method == "mle"]
+    for metric in HEADLINE:
+        header = f"P(beats MLE) {COLUMNS[metric][0].split()[0]}"
+        base = mle[mle.metric == metric].value.to_numpy()
+        col = []
+        for method in frame.index:
+            vals = ok[(ok.method == method) & (ok.metric == metric)].value.to_numpy()
+            useful = method != "mle" and len(vals) and len(base)
+            col.append(f"{prob_beats(vals, base, True):.2f}" if useful else "—")
+        frame[header] = col
+
+
+def curves(tracker: Tracker, tidy: pd.DataFrame, key: str) -> pd.DataFrame:
+    """Long frame of a learning curve: method, seed, step, value (from MLflow metric history)."""
+    runs = tidy[tidy.kind == "method"].drop_duplicates("run_id")
+    rows = [
+        dict(method=r.method, seed=r.seed, step=step, value=value)
+        for r in runs.itertuples()
+        for step, value in tracker.history(r.run_id, key)
+    ]
+    return pd.DataFrame(rows, columns=["method", "seed", "step", "value"])
+
+
+def plot_curves(curve: pd.DataFrame, tidy: pd.DataFrame, path: Path, ylabel: str) -> None:
+    """Mean over seeds (line) and min..max band, one line per method; reference rows dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for method, part in curve.groupby("method"):
+        g = part.groupby("step").value
+        mean = g.mean()
+        (line,) = ax.plot(mean.index, mean.to_numpy(), label=method)
+        if part.seed.nunique() > 1:
+            ax.fill_between(
+                mean.index,
+                g.min().to_numpy(),
+                g.max().to_numpy(),
+                alpha=0.2,
+                color=line.get_color(),
+            )
+    refs = tidy[(tidy.kind == "reference") & (tidy.metric == "final/nll_oracle")]
+    for method, value in refs.groupby("method").value.mean().items():
+        if method != "uniform":
+            ax.axhline(value, ls="--", lw=1, color="grey")
+            ax.annotate(f"{method} {value:.2f}", (0, value), fontsize=8, va="bottom")
+    ax.set_xlabel("generator updates (MLE pre-training, then each method)")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_report(tracker: Tracker, parent: str, out_dir: Path) -> pd.DataFrame:
+    """Write table.md, results.csv (tidy), and learning-curve PNGs; return the display table."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tidy = tidy_results(tracker, parent)
+    run = tracker.client.get_run(parent)
+    tags = run.data.tags
+    table = display_table(tidy, tags.get("oracle_kind", "random"))
+    tidy[tidy.metric != ""].drop(columns="run_id").to_csv(out_dir / "results.csv", index=False)
+    table.to_csv(out_dir / "table.csv")
+    curve = curves(tracker, tidy, "eval/nll_oracle")
+    plot_curves(curve, tidy, out_dir / "nll_oracle_curve.png", "NLL-oracle (per token) ↓")
+    (out_dir / "README.md").write_text(_markdown(table, tags, run.data.params))
+    return table
+
+
+def _markdown(table: pd.DataFrame, tags: dict, params: dict) -> str:
+    lines = [
+        f"# seqgan-bench report: experiment run `{tags.get('mlflow.runName', '?')}`",
+        "",
+        f"Command: `{tags.get('command', '?')}`  ",
+        f"Git commit: `{tags.get('git_commit', '?')}` · device: {tags.get('device', '?')} · "
+        f"torch {tags.get('torch_version', '?')} · python {tags.get('python_version', '?')} · "
+        f"preset `{params.get('preset', '?')}` · oracle `{tags.get('oracle', '?')}`",
+        "",
+        "Each cell: mean over seeds with a 95% percentile-bootstrap interval; `(n=1)` marks a "
+        "single seed. NLLs are per token, in nats. Reference rows: the oracle's own samples "
+        "(the floor), i.i.d. tokens from the oracle's unigram distribution, uniform tokens.",
+        "",
+        table.to_markdown(),
+        "",
+        "![NLL-oracle learning curves](nll_oracle_curve.png)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def print_table(table: pd.DataFrame, title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=title)
+    t.add_column("method")
+    for col in table.columns:
+        t.add_column(col, justify="right")
+    for method, row in table.iterrows():
+        t.add_row(method, *row.tolist())
+    Console(width=max(160, len(table.columns) * 16)).print(t)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.report",
+        description="Rebuild the tables and plots of a finished "
+        "experiment from MLflow alone (no retraining).",
+    )
+    parser.add_argument("--experiment", default="seqgan-bench", help="MLflow experiment name")
+    parser.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or ./mlflow.db)",
+    )
+    parser.add_argument(
+        "--run-id",
+        default=None,
+        help="parent run id of one bench.run invocation (default: the latest)",
+    )
+    parser.add_argument("--reports-dir", default="reports", help="write into <dir>/<experiment>/")
+    args = parser.parse_args(argv)
+    try:
+        tracker = Tracker(args.tracking_uri or default_uri(), args.experiment, create=False)
+        parent = args.run_id or tracker.latest_parent()
+        table = write_report(tracker, parent, Path(args.reports_dir) / args.experiment)
+    except (TrackingError, OSError) as e:
+        print(f"bench.report: error: {e}", file=sys.stderr)
+        return 2
+    print_table(table, f"{args.experiment} ({parent})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

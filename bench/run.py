@@ -1,0 +1,409 @@
+"""`python -m bench.run`: train each selected method on each seed, track it in MLflow, report.
+
+python -m bench.run --methods all --seeds 3 --preset quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shlex
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from bench.config import PRESETS as BENCH_PRESETS
+from bench.config import BenchConfig
+from bench.evaluate import curve_point, final_metrics
+from bench.loop import Diverged, Phase, run_phase
+from bench.pretrain import derive_seed, pretrained_generator
+from bench.progress import CellProgress
+from bench.report import print_table, write_report
+from bench.tracking import Tracker, TrackingError, default_uri, environment_tags
+from methods import METHODS
+from methods.base import PRESET_NAMES, MethodSpec, TrainContext
+from methods.config import ConfigError, build, flatten
+from methods.generator import UnigramModel
+from oracle.data import DEFAULT_PAPER_ORACLE, OracleSpec, Task, load_task
+from oracle.model import OracleFileError
+
+ORACLES = ("random", "seqgan-paper")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad option gets one line on stderr (no usage dump) and exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+@dataclass
+class Plan:
+    """Everything one invocation will do, resolved and validated before any work starts."""
+
+    methods: list[str]
+    seeds: list[int]
+    preset: str
+    device: torch.device
+    oracle: OracleSpec
+    tracking_uri: str
+    experiment: str
+    reports_dir: Path
+    cache_dir: Path
+    bench: BenchConfig
+    configs: dict[str, object]  # method name -> its resolved Config; "mle" always present
+    command: str
+
+
+# ----- command line -----
+def _fields(cfg_cls: type) -> list[dataclasses.Field]:
+    return list(dataclasses.fields(cfg_cls))
+
+
+def build_parser() -> OneLineParser:
+    p = OneLineParser(
+        prog="python -m bench.run",
+        description="Train generators of discrete sequences with each method on the same LSTM, "
+        "score them against a known LSTM oracle, track in MLflow and print a comparison table.",
+    )
+    p.add_argument(
+        "--methods", default="all", help=f"comma-separated methods, or 'all' ({', '.join(METHODS)})"
+    )
+    p.add_argument(
+        "--seeds",
+        nargs="+",
+        default=["1"],
+        metavar="S",
+        help="replicate seeds: one number N means N seeds (0..N-1); several numbers "
+        "(or a comma list such as '7,') are the seeds themselves (default: 1 seed)",
+    )
+    p.add_argument(
+        "--preset",
+        default="quick",
+        choices=PRESET_NAMES,
+        help="smoke: under a minute, for tests; quick (default): the whole suite in "
+        "~20 min on 2 CPU cores; paper: the SeqGAN paper's schedule, for a GPU",
+    )
+    p.add_argument("--device", default="auto", choices=DEVICES, help="auto picks CUDA when present")
+    p.add_argument(
+        "--oracle",
+        default="random",
+        choices=ORACLES,
+        help="random: a seeded N(0,1) LSTM oracle; seqgan-paper: the paper's own "
+        "parameter file (see --oracle-path)",
+    )
+    p.add_argument(
+        "--oracle-path",
+        default=str(DEFAULT_PAPER_ORACLE),
+        help="the paper's target_params_py3.pkl (for --oracle seqgan-paper)",
+    )
+    p.add_argument(
+        "--oracle-seed",
+        default=66,
+        type=int,
+        help="task seed of the random oracle (default 66, the original code's seed)",
+    )
+    p.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else the embedded "
+        "SQLite store ./mlflow.db)",
+    )
+    p.add_argument("--experiment", default="seqgan-bench", help="MLflow experiment name")
+    p.add_argument(
+        "--reports-dir", default="reports", help="tables and plots go to <dir>/<experiment>/"
+    )
+    p.add_argument("--cache-dir", default=".cache", help="cached oracle data and MLE pre-trainings")
+    _add_config_options(p, "bench", BenchConfig, "settings shared by all methods")
+    for name, spec in METHODS.items():
+        _add_config_options(p, name, spec.config, spec.summary)
+    return p
+
+
+def _add_config_options(p: argparse.ArgumentParser, prefix: str, cfg_cls: type, title: str):
+    group = p.add_argument_group(f"{prefix}: {title}")
+    for f in _fields(cfg_cls):
+        flag = f"--{prefix}.{f.name.replace('_', '-')}"
+        group.add_argument(
+            flag,
+            dest=f"cfg:{prefix}:{f.name}",
+            default=None,
+            metavar="V",
+            help=f.metadata.get("help", ""),
+        )
+
+
+def parse_methods(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",")]
+    if names == ["all"]:
+        return list(METHODS)
+    valid = f"all, {', '.join(METHODS)}"
+    if not any(names):
+        raise ConfigError(f"--methods is empty; choose from {valid}")
+    for n in names:
+        if n not in METHODS:
+            raise ConfigError(f"unknown method {n!r} in --methods; choose from {valid}")
+        if names.count(n) > 1:
+            raise ConfigError(f"method {n!r} is listed twice in --methods")
+    return names
+
+
+def parse_seeds(tokens: list[str]) -> list[int]:
+    explicit = len(tokens) > 1 or "," in tokens[0]
+    items = [t for tok in tokens for t in tok.split(",") if t.strip()]
+    try:
+        values = [int(t) for t in items]
+    except ValueError:
+        bad = next(t for t in items if not t.strip().lstrip("-").isdigit())
+        raise ConfigError(f"--seeds {bad!r} is not an integer") from None
+    if not values:
+        raise ConfigError("--seeds is empty; give a count N or a list of seeds")
+    if not explicit:
+        if values[0] < 1:
+            raise ConfigError(f"--seeds {values[0]}: a count of seeds must be >= 1")
+        return list(range(values[0]))
+    if any(v < 0 for v in values) or len(set(values)) != len(values):
+        raise ConfigError(f"--seeds {','.join(items)}: seeds must be distinct and >= 0")
+    return values
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA device is available; use auto or cpu")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def make_plan(argv: list[str] | None) -> Plan:
+    args = build_parser().parse_args(argv)
+    overrides: dict[str, dict[str, str]] = {}
+    for dest, value in vars(args).items():
+        if dest.startswith("cfg:") and value is not None:
+            _, prefix, name = dest.split(":")
+            overrides.setdefault(prefix, {})[name] = value
+    methods = parse_methods(args.methods)
+    configs = {
+        name: build(
+            METHODS[name].config, name, METHODS[name].presets[args.preset], overrides.get(name, {})
+        )
+        for name in dict.fromkeys(["mle", *methods])
+    }
+    bench = build(BenchConfig, "bench", BENCH_PRESETS[args.preset], overrides.get("bench", {}))
+    return Plan(
+        methods=methods,
+        seeds=parse_seeds(args.seeds),
+        preset=args.preset,
+        device=pick_device(args.device),
+        oracle=OracleSpec(kind=args.oracle, seed=args.oracle_seed, path=args.oracle_path),
+        tracking_uri=args.tracking_uri or default_uri(),
+        experiment=args.experiment,
+        reports_dir=Path(args.reports_dir),
+        cache_dir=Path(args.cache_dir),
+        bench=bench,
+        configs=configs,
+        command=shlex.join(["python", "-m", "bench.run", *(argv or sys.argv[1:])]),
+    )
+
+
+# ----- the work -----
+def reference_models(task: Task) -> dict[str, object]:
+    """Reference rows: the oracle itself (the floor), its unigram marginal, uniform tokens."""
+    return {
+        "oracle": task.oracle,
+        "unigram": UnigramModel.from_counts(task.train, task.vocab_size),
+        "uniform": UnigramModel.uniform(task.vocab_size, task.seq_len),
+    }
+
+
+def run_references(plan: Plan, task: Task, tracker: Tracker, parent: str, tags: dict) -> None:
+    for name, model in reference_models(task).items():
+        run_id = tracker.start(
+            f"ref-{name}", tags | dict(kind="reference", method=name, seed="0"), parent
+        )
+        metrics, _ = final_metrics(
+            model.to(plan.device),
+            task,
+            plan.bench.final_samples,
+            plan.bench.bleu_samples,
+            plan.bench.eval_seed,
+            plan.device,
+        )
+        tracker.log_metrics(run_id, 0, metrics)
+        tracker.set_tags(run_id, {"cell_status": "finished"})
+        tracker.end(run_id)
+
+
+def train_cell(plan: Plan, spec: MethodSpec, task: Task, seed: int, log, progress) -> tuple:
+    """Pre-train (cached), then run the method; returns (generator, summary metrics)."""
+    mle_cfg, cfg, bench = plan.configs["mle"], plan.configs[spec.name], plan.bench
+    gen, pre_curve, pre_updates = pretrained_generator(
+        mle_cfg, task, bench, seed, plan.device, plan.cache_dir, progress.tick
+    )
+    progress.pretrained(pre_updates)
+    for step, metrics in pre_curve:
+        log(step, metrics)
+    rng = torch.Generator(device=plan.device).manual_seed(derive_seed(seed, spec.name))
+    t0 = time.perf_counter()
+    trainer = spec.make_trainer(cfg, TrainContext(task, plan.device, rng, seed), gen)
+    setup_s = time.perf_counter() - t0
+
+    def evaluate():
+        return curve_point(
+            trainer.generator, task, bench.curve_samples, bench.eval_seed, plan.device
+        )
+
+    phase = Phase(cfg.updates, cfg.eval_every, step_offset=pre_updates)
+    perf = run_phase(trainer, phase, evaluate, log, bench.max_abs_loss, progress.tick)
+    return trainer.generator, perf | {"perf/setup_s": setup_s}, pre_updates + cfg.updates
+
+
+def run_cell(
+    plan: Plan,
+    spec: MethodSpec,
+    task: Task,
+    seed: int,
+    tracker: Tracker,
+    parent: str,
+    tags: dict,
+    progress: CellProgress,
+) -> str:
+    """Train, evaluate and log one (method, seed) cell; returns its status. Never raises."""
+    cfg = plan.configs[spec.name]
+    run_id = tracker.start(
+        f"{spec.name}-s{seed}", tags | dict(kind="method", method=spec.name, seed=str(seed)), parent
+    )
+    params = (
+        flatten(cfg, spec.name)
+        | flatten(plan.configs["mle"], "pretrain")
+        | dict(method=spec.name, seed=seed, preset=plan.preset)
+        | flatten(plan.bench, "bench")
+    )
+    tracker.log_params(run_id, params)
+    tracker.log_json(run_id, params, "config.json")
+
+    def log(step, metrics):
+        tracker.log_metrics(run_id, step, metrics)
+        progress.evaluated(metrics)
+
+    try:
+        gen, perf, last_step = train_cell(plan, spec, task, seed, log, progress)
+        final, samples = final_metrics(
+            gen,
+            task,
+            plan.bench.final_samples,
+            plan.bench.bleu_samples,
+            plan.bench.eval_seed,
+            plan.device,
+        )
+        tracker.log_metrics(run_id, last_step, final | perf)
+        tracker.log_text(run_id, _samples_text(samples[:1000]), "samples.txt")
+        status, extra, mlflow_status = "finished", {}, "FINISHED"
+    except Diverged as e:
+        status, mlflow_status = "diverged", "FAILED"
+        extra = {"diverged_step": e.step, "diverged_metric": e.key, "diverged_value": e.value}
+    except KeyboardInterrupt:
+        tracker.set_tags(run_id, {"cell_status": "killed"})
+        tracker.end(run_id, "KILLED")
+        raise
+    except Exception as e:  # one broken cell must not stop the suite
+        status, mlflow_status = "failed", "FAILED"
+        extra = {"error": f"{type(e).__name__}: {e}"}
+        tracker.log_text(run_id, traceback.format_exc(), "traceback.txt")
+    tracker.set_tags(run_id, {"cell_status": status} | extra)
+    tracker.end(run_id, mlflow_status)
+    progress.done(status, extra)
+    return status
+
+
+def _samples_text(samples: torch.Tensor) -> str:
+    return "\n".join(" ".join(map(str, row)) for row in samples.tolist())
+
+
+def check_writable(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as e:
+        raise ConfigError(
+            f"reports directory {str(path)!r} is not writable ({e.strerror}); pass --reports-dir"
+        ) from None
+
+
+def execute(plan: Plan) -> int:
+    task = load_task(plan.oracle, plan.bench.n_train, plan.bench.n_test, plan.cache_dir)
+    task.oracle.to(plan.device)
+    out_dir = plan.reports_dir / plan.experiment
+    check_writable(out_dir)
+    tracker = Tracker(plan.tracking_uri, plan.experiment)
+    tags = environment_tags(plan.device) | {
+        "oracle": task.identity,
+        "oracle_kind": plan.oracle.kind,
+    }
+    parent = tracker.start(
+        f"bench-{time.strftime('%Y%m%d-%H%M%S')}",
+        tags | {"kind": "parent", "command": plan.command},
+    )
+    tracker.log_params(
+        parent,
+        {
+            "preset": plan.preset,
+            "methods": ",".join(plan.methods),
+            "seeds": ",".join(map(str, plan.seeds)),
+        }
+        | flatten(plan.bench, "bench")
+        | {k: v for name, c in plan.configs.items() for k, v in flatten(c, name).items()},
+    )
+    try:
+        run_references(plan, task, tracker, parent, tags)
+        with CellProgress(plan, len(plan.methods) * len(plan.seeds)) as progress:
+            for seed in plan.seeds:
+                for name in plan.methods:
+                    progress.start(name, seed)
+                    run_cell(plan, METHODS[name], task, seed, tracker, parent, tags, progress)
+    except KeyboardInterrupt:
+        tracker.end(parent, "KILLED")
+        raise
+    tracker.end(parent)
+    return report(tracker, parent, out_dir, plan)
+
+
+def report(tracker: Tracker, parent: str, out_dir: Path, plan: Plan) -> int:
+    try:
+        table = write_report(tracker, parent, out_dir)
+    except OSError as e:
+        print(
+            f"bench.run: error: cannot write the report to {str(out_dir)!r} ({e.strerror}); "
+            f"every run is stored in MLflow: rebuild with python -m bench.report "
+            f"--experiment {plan.experiment} --run-id {parent}",
+            file=sys.stderr,
+        )
+        return 2
+    print_table(table, f"{plan.experiment}: preset {plan.preset}, oracle {plan.oracle.kind}")
+    print(
+        f"report: {out_dir / 'README.md'}  (MLflow parent run {parent}, store {plan.tracking_uri})"
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        plan = make_plan(argv)
+        return execute(plan)
+    except (ConfigError, OracleFileError, TrackingError) as e:
+        print(f"bench.run: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bench.run: interrupted; finished cells are stored in MLflow", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

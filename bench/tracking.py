@@ -1,0 +1,155 @@
+"""MLflow tracking: one parent run per invocation, one child run per (method, seed) cell.
+
+Uses `MlflowClient` with explicit run ids (no global active run). Metrics go out in batches,
+one `log_batch` call per evaluation, never one call per value.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import torch
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
+
+SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "file", "databricks")
+
+
+class TrackingError(RuntimeError):
+    """The tracking store cannot be used; the message says why and what to do."""
+
+
+def default_uri() -> str:
+    """MLFLOW_TRACKING_URI if set, else MLflow's embedded default: ./mlflow.db (SQLite)."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def check_uri(uri: str) -> None:
+    """Fail fast (seconds, no traceback) on an unknown scheme or an unreachable server."""
+    scheme = uri.split(":", 1)[0] if "://" in uri else "file"
+    if scheme.split("+")[0] not in SCHEMES:
+        raise TrackingError(
+            f"tracking URI {uri!r} has unknown scheme {scheme!r}; use one of {', '.join(SCHEMES)}"
+        )
+    if scheme in ("http", "https"):
+        try:
+            urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5).read()
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            reason = getattr(e, "reason", e)
+            raise TrackingError(
+                f"tracking server {uri!r} is unreachable ({reason}); "
+                "start it or pass --tracking-uri sqlite:///mlflow.db"
+            ) from None
+
+
+def git_commit() -> str:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (sha or "unknown") + ("-dirty" if dirty else "")
+
+
+def environment_tags(device: torch.device) -> dict[str, str]:
+    return {
+        "git_commit": git_commit(),
+        "device": str(device)
+        + (
+            f" ({torch.cuda.get_device_name(device)})"
+            if device.type == "cuda"
+            else f" ({platform.processor() or 'cpu'})"
+        ),
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+        "mlflow_version": mlflow.__version__,
+        "cuda_version": str(torch.version.cuda),
+    }
+
+
+class Tracker:
+    """The MLflow store of one experiment."""
+
+    def __init__(self, uri: str, experiment: str, create: bool = True) -> None:
+        check_uri(uri)
+        self.uri, self.client = uri, MlflowClient(tracking_uri=uri)
+        try:
+            exp = self.client.get_experiment_by_name(experiment)
+            if exp is None and not create:
+                names = [e.name for e in self.client.search_experiments()]
+                raise TrackingError(
+                    f"no experiment {experiment!r} in {uri!r}; "
+                    f"existing: {', '.join(names) or 'none'}"
+                )
+            self.experiment_id = (
+                exp.experiment_id if exp is not None else self.client.create_experiment(experiment)
+            )
+        except TrackingError:
+            raise
+        except Exception as e:  # the store itself is broken or unwritable
+            raise TrackingError(f"cannot open MLflow store {uri!r}: {e}") from None
+
+    def latest_parent(self) -> str:
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            "tags.kind = 'parent'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        if not runs:
+            raise TrackingError(f"experiment has no bench.run invocation in {self.uri!r}")
+        return runs[0].info.run_id
+
+    def start(self, name: str, tags: dict[str, str], parent: str | None = None) -> str:
+        tags = dict(tags) | ({"mlflow.parentRunId": parent} if parent else {})
+        return self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
+
+    def log_params(self, run_id: str, params: dict[str, str]) -> None:
+        items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+        for i in range(0, len(items), 100):  # MLflow accepts at most 100 params per batch
+            self.client.log_batch(run_id, params=items[i : i + 100])
+
+    def log_metrics(self, run_id: str, step: int, metrics: dict[str, float]) -> None:
+        ts = int(time.time() * 1000)
+        batch = [Metric(k, float(v), ts, step) for k, v in metrics.items()]
+        for i in range(0, len(batch), 1000):
+            self.client.log_batch(run_id, metrics=batch[i : i + 1000])
+
+    def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
+        self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_text(self, run_id: str, text: str, name: str) -> None:
+        self.client.log_text(run_id, text, name)
+
+    def log_json(self, run_id: str, obj: object, name: str) -> None:
+        self.client.log_text(run_id, json.dumps(obj, indent=2, default=str), name)
+
+    def end(self, run_id: str, status: str = "FINISHED") -> None:
+        self.client.set_terminated(run_id, status=status)
+
+    def children(self, parent: str):
+        return self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{parent}'",
+            max_results=10_000,
+        )
+
+    def history(self, run_id: str, key: str) -> list[tuple[int, float]]:
+        return [(m.step, m.value) for m in self.client.get_metric_history(run_id, key)]
