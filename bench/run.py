@@ -338,11 +338,11 @@ def check_writable(path: Path) -> None:
 
 
 def execute(plan: Plan) -> int:
-    task = load_task(plan.oracle, plan.bench.n_train, plan.bench.n_test, plan.cache_dir)
-    task.oracle.to(plan.device)
     out_dir = plan.reports_dir / plan.experiment
     check_writable(out_dir)
     tracker = Tracker(plan.tracking_uri, plan.experiment)
+    task = load_task(plan.oracle, plan.bench.n_train, plan.bench.n_test, plan.cache_dir)
+    task.oracle.to(plan.device)
     tags = environment_tags(plan.device) | {
         "oracle": task.identity,
         "oracle_kind": plan.oracle.kind,

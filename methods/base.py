@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from torch import Tensor
 
 from methods.generator import LSTMGenerator
-from oracle.data import Task
+
+if TYPE_CHECKING:  # oracle.data imports methods.generator: a runtime import here would cycle
+    from oracle.data import Task
 
 PRESET_NAMES = ("smoke", "quick", "paper")
 

@@ -153,7 +153,7 @@ class UnigramModel(nn.Module):
         return cls(torch.full((vocab_size,), 1.0 / vocab_size), seq_len)
 
     @classmethod
-    def from_counts(cls, data: Tensor, vocab_size: int, smoothing: float = 1.0) -> UnigramModel:
+    def from_counts(cls, data: Tensor, vocab_size: int, smoothing: float = 0.1) -> UnigramModel:
         """Maximum-likelihood unigram of data (n, T) with add-`smoothing` counts (none unseen)."""
         counts = torch.bincount(data.flatten(), minlength=vocab_size).double() + smoothing
         return cls((counts / counts.sum()).float(), data.shape[1])

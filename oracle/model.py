@@ -84,8 +84,8 @@ def _read_arrays(path: Path) -> list[np.ndarray]:
         raise OracleFileError(f"cannot read oracle file {str(path)!r}: {e.strerror}") from None
     try:
         arrays = _ArraysOnlyUnpickler(io.BytesIO(raw), encoding="latin1").load()
-    except OracleFileError:
-        raise
+    except OracleFileError as e:
+        raise OracleFileError(f"oracle file {str(path)!r}: {e}") from None
     except Exception as e:  # truncated or not a pickle at all: pickle raises many types
         raise OracleFileError(
             f"oracle file {str(path)!r} is not a valid pickle of 15 numpy arrays "

@@ -1,0 +1,162 @@
+"""Bad input, tried as a new user would: one line naming the value and what is valid, exit 2."""
+
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from bench.run import main, parse_seeds
+from tests.test_oracle import _Payload
+
+
+def _bad_oracle_files(tmp):
+    files = {
+        "missing": tmp / "nope.pkl",
+        "not-pickle": tmp / "text.pkl",
+        "shapes": tmp / "shapes.pkl",
+        "payload": tmp / "evil.pkl",
+    }
+    files["not-pickle"].write_text("hello")
+    files["shapes"].write_bytes(pickle.dumps([np.zeros((4, 4), np.float32)] * 15))
+    files["payload"].write_bytes(pickle.dumps([_Payload()]))
+    return files
+
+
+CASES = [
+    (["--methods", "foo"], "unknown method 'foo' in --methods; choose from all, mle"),
+    (["--methods", ""], "--methods is empty"),
+    (["--methods", "mle,mle"], "method 'mle' is listed twice"),
+    (["--mle.batch-size", "0"], "--mle.batch-size=0 is not valid: must be > 0"),
+    (["--mle.batch-size", "-3"], "--mle.batch-size=-3 is not valid: must be > 0"),
+    (["--mle.batch-size", "2.5"], "--mle.batch-size='2.5' is not valid: expected int"),
+    (["--mle.lr", "-0.1"], "--mle.lr=-0.1 is not valid: must be > 0"),
+    (["--mle.lr", "fast"], "--mle.lr='fast' is not valid: expected float"),
+    (["--bench.n-train", "0"], "--bench.n-train=0 is not valid: must be > 0"),
+    (["--seeds", "x"], "--seeds 'x' is not an integer"),
+    (["--seeds", "0"], "a count of seeds must be >= 1"),
+    (["--seeds", "1", "1"], "seeds must be distinct"),
+    (["--preset", "huge"], "invalid choice: 'huge'"),
+    (["--device", "tpu"], "invalid choice: 'tpu'"),
+    (["--mle.nope", "1"], "unrecognized arguments: --mle.nope"),
+    (["--tracking-uri", "ftp://host/x"], "unknown scheme 'ftp'"),
+    (["--tracking-uri", "http://127.0.0.1:9"], "is unreachable"),
+]
+
+
+@pytest.mark.parametrize("argv, message", CASES, ids=[" ".join(c[0]) for c in CASES])
+def test_bad_options_exit_2_with_one_line(argv, message, tmp_path, mlflow_uri, capsys):
+    base = ["--preset", "smoke", "--cache-dir", str(tmp_path), "--reports-dir", str(tmp_path)]
+    if "--tracking-uri" not in argv:
+        base += ["--tracking-uri", mlflow_uri]
+    with pytest.raises(SystemExit) if argv[0] in ("--preset", "--device", "--mle.nope") else _no():
+        rc = main(base + argv)
+        assert rc == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("missing", "cannot read oracle file"),
+        ("not-pickle", "is not a valid pickle of 15 numpy arrays"),
+        ("shapes", "has shape (4, 4), expected (4,)"),
+        ("payload", "refusing to unpickle global"),
+    ],
+)
+def test_bad_oracle_files_exit_2(kind, message, tmp_path, mlflow_uri, capsys):
+    path = _bad_oracle_files(tmp_path)[kind]
+    rc = main(
+        [
+            "--preset",
+            "smoke",
+            "--oracle",
+            "seqgan-paper",
+            "--oracle-path",
+            str(path),
+            "--tracking-uri",
+            mlflow_uri,
+            "--cache-dir",
+            str(tmp_path),
+            "--reports-dir",
+            str(tmp_path),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err and str(path) in err and err.count("\n") == 1
+
+
+def test_read_only_reports_dir_is_refused_before_any_work(tmp_path, mlflow_uri, capsys):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        rc = main(
+            [
+                "--preset",
+                "smoke",
+                "--reports-dir",
+                str(ro / "sub"),
+                "--tracking-uri",
+                mlflow_uri,
+                "--cache-dir",
+                str(tmp_path),
+            ]
+        )
+    finally:
+        ro.chmod(0o700)
+    err = capsys.readouterr().err
+    if rc == 0:  # running as root ignores permissions; nothing to check then
+        pytest.skip("permissions are not enforced for this user")
+    assert rc == 2 and "is not writable" in err
+
+
+def test_the_real_cli_exits_2_without_traceback():
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--methods", "gan"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("bench.run: error: unknown method 'gan'")
+    assert "Traceback" not in proc.stderr
+
+
+def test_help_documents_every_option():
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0
+    for flag in (
+        "--methods",
+        "--seeds",
+        "--preset",
+        "--device",
+        "--oracle",
+        "--tracking-uri",
+        "--experiment",
+        "--mle.lr",
+        "--bench.n-train",
+    ):
+        assert flag in proc.stdout
+    assert "Adam learning rate" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "tokens, seeds",
+    [(["3"], [0, 1, 2]), (["4", "7"], [4, 7]), (["5,"], [5]), (["1,2,3"], [1, 2, 3])],
+)
+def test_seeds_are_a_count_or_a_list(tokens, seeds):
+    assert parse_seeds(tokens) == seeds
+
+
+class _no:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

@@ -1,0 +1,89 @@
+"""The shared generator: exact likelihoods, sampling, the step interface, reference models."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from bench.metrics import mean_entropy, nll_oracle, nll_test
+from methods.generator import LSTMGenerator, UnigramModel, sample_categorical
+from tests.conftest import tiny_generator
+
+
+def uniform_generator(vocab=5000, seq_len=20) -> LSTMGenerator:
+    gen = LSTMGenerator(vocab_size=vocab, seq_len=seq_len)
+    gen.init_normal_(1.0, torch.Generator().manual_seed(0))
+    with torch.no_grad():  # zero read-out: every step's logits are all equal
+        gen.out.weight.zero_()
+        gen.out.bias.zero_()
+    return gen
+
+
+def test_uniform_logits_give_exactly_ln_v_per_token():
+    gen = uniform_generator()
+    x = torch.randint(0, 5000, (64, 20), generator=torch.Generator().manual_seed(1))
+    assert nll_test(gen, x) == pytest.approx(math.log(5000), abs=1e-5)
+    assert gen.log_prob(x) == pytest.approx(torch.full((64,), -20 * math.log(5000)), abs=1e-3)
+    assert mean_entropy(torch.zeros(3, 5000)) == pytest.approx(math.log(5000), abs=1e-4)
+
+
+def test_log_prob_equals_step_by_step_scoring(task):
+    gen = tiny_generator(task, std=0.5)
+    x = task.train[:16]
+    tokens, state, total = gen.start_tokens(16), gen.initial_state(16), torch.zeros(16)
+    with torch.no_grad():
+        for t in range(x.shape[1]):
+            logits, state = gen.step(tokens, state)
+            total += torch.log_softmax(logits, -1).gather(1, x[:, t : t + 1]).squeeze(1)
+            tokens = x[:, t]
+    assert gen.log_prob(x) == pytest.approx(total, abs=1e-5)
+
+
+def test_log_prob_at_temperature_divides_logits(task):
+    gen = tiny_generator(task, std=0.5)
+    x = task.train[:8]
+    logits = gen(x) / 0.7  # (B, T, V)
+    direct = torch.log_softmax(logits, -1).gather(-1, x[..., None]).squeeze(-1).sum(1)
+    assert gen.log_prob(x, temperature=0.7) == pytest.approx(direct.detach(), abs=1e-5)
+
+
+def test_sampling_is_determined_by_the_rng(task):
+    gen = tiny_generator(task, std=0.5)
+    a = gen.sample(100, rng=torch.Generator().manual_seed(3))
+    b = gen.sample(100, rng=torch.Generator().manual_seed(3))
+    c = gen.sample(100, rng=torch.Generator().manual_seed(4))
+    assert a.shape == (100, 8) and a.dtype == torch.long
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert 0 <= a.min() and a.max() < 50
+
+
+def test_sample_categorical_matches_probabilities():
+    probs = torch.softmax(torch.randn(20, generator=torch.Generator().manual_seed(0)), 0)
+    draws = sample_categorical(probs.expand(200_000, 20), torch.Generator().manual_seed(1))
+    counts = np.bincount(draws.numpy(), minlength=20)
+    expected = probs.double().numpy() / probs.double().sum().item() * 200_000
+    assert stats.chisquare(counts, expected).pvalue > 1e-3
+
+
+def test_sample_categorical_never_draws_zero_mass_tokens():
+    probs = torch.zeros(1000, 7)
+    probs[:, 3] = 1.0
+    assert (sample_categorical(probs, torch.Generator().manual_seed(0)) == 3).all()
+
+
+def test_unigram_and_uniform_reference_models():
+    data = torch.tensor([[0, 0, 1, 2]])
+    uni = UnigramModel.from_counts(data, vocab_size=4, smoothing=0.0)
+    assert uni.log_prob(torch.tensor([[0, 1]])).item() == pytest.approx(math.log(0.5 * 0.25))
+    flat = UnigramModel.uniform(5000, 20)
+    x = flat.sample(50, rng=torch.Generator().manual_seed(0))
+    assert x.shape == (50, 20)
+    assert nll_test(flat, x) == pytest.approx(math.log(5000), abs=1e-4)
+
+
+def test_nll_oracle_is_mean_per_token(task):
+    x = task.test[:32]
+    expected = -task.oracle.log_prob(x).sum().item() / (32 * 8)
+    assert nll_oracle(task.oracle, x) == pytest.approx(expected)
