@@ -59,15 +59,21 @@ def pretrained_generator(
     seed: int,
     device: torch.device,
     cache_dir: Path,
+    log: Callable[[int, Metrics], None] = lambda step, m: None,
     tick: Callable[[Metrics], None] = lambda s: None,
-) -> tuple[LSTMGenerator, Curve, int]:
-    """(generator on device, its pre-training curve, its update count); trained once, cached."""
+) -> tuple[LSTMGenerator, int]:
+    """(generator on device, its update count); trained once, then cached.
+
+    Its learning curve goes to `log` as it is measured, or at once from the cache.
+    """
     path = Path(cache_dir) / f"pretrain-{pretrain_key(cfg, task, bench, seed, device)}.pt"
     gen = fresh_generator(task, cfg, seed).to(device)
     if path.exists():
         saved = torch.load(path)
         gen.load_state_dict(saved["state"])
-        return gen, saved["curve"], saved["updates"]
+        for step, metrics in saved["curve"]:
+            log(step, metrics)
+        return gen, saved["updates"]
     rng = torch.Generator(device=device).manual_seed(derive_seed(seed, "pretrain"))
     trainer = mle.MLETrainer(cfg, TrainContext(task, device, rng, seed), gen)
     per_epoch = mle.updates_per_epoch(cfg, task.train.shape[0])
@@ -77,11 +83,13 @@ def pretrained_generator(
     def evaluate() -> Metrics:
         return curve_point(gen, task, bench.curve_samples, bench.eval_seed, device)
 
-    run_phase(
-        trainer, phase, evaluate, lambda step, m: curve.append((step, m)), bench.max_abs_loss, tick
-    )
+    def record(step: int, metrics: Metrics) -> None:
+        curve.append((step, metrics))
+        log(step, metrics)
+
+    run_phase(trainer, phase, evaluate, record, bench.max_abs_loss, tick)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.cpu() for k, v in gen.state_dict().items()}
     torch.save({"state": state, "curve": curve, "updates": phase.updates}, path.with_suffix(".tmp"))
     path.with_suffix(".tmp").replace(path)
-    return gen, curve, phase.updates
+    return gen, phase.updates

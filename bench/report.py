@@ -173,7 +173,9 @@ def curves(tracker: Tracker, tidy: pd.DataFrame, key: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["method", "seed", "step", "value"])
 
 
-def plot_curves(curve: pd.DataFrame, tidy: pd.DataFrame, path: Path, ylabel: str) -> None:
+def plot_curves(
+    curve: pd.DataFrame, tidy: pd.DataFrame, path: Path, ylabel: str, ref_metric: str
+) -> None:
     """Mean over seeds (line) and min..max band, one line per method; reference rows dashed."""
     import matplotlib
 
@@ -193,7 +195,7 @@ def plot_curves(curve: pd.DataFrame, tidy: pd.DataFrame, path: Path, ylabel: str
                 alpha=0.2,
                 color=line.get_color(),
             )
-    refs = tidy[(tidy.kind == "reference") & (tidy.metric == "final/nll_oracle")]
+    refs = tidy[(tidy.kind == "reference") & (tidy.metric == ref_metric)]
     for method, value in refs.groupby("method").value.mean().items():
         if method != "uniform":
             ax.axhline(value, ls="--", lw=1, color="grey")
@@ -218,7 +220,17 @@ def write_report(tracker: Tracker, parent: str, out_dir: Path) -> pd.DataFrame:
     tidy[tidy.metric != ""].drop(columns="run_id").to_csv(out_dir / "results.csv", index=False)
     table.to_csv(out_dir / "table.csv")
     curve = curves(tracker, tidy, "eval/nll_oracle")
-    plot_curves(curve, tidy, out_dir / "nll_oracle_curve.png", "NLL-oracle (per token) ↓")
+    plot_curves(
+        curve,
+        tidy,
+        out_dir / "nll_oracle_curve.png",
+        "NLL-oracle (per token) ↓",
+        "final/nll_oracle",
+    )
+    test_curve = curves(tracker, tidy, "eval/nll_test")
+    plot_curves(
+        test_curve, tidy, out_dir / "nll_test_curve.png", "NLL-test (per token) ↓", "final/nll_test"
+    )
     (out_dir / "README.md").write_text(_markdown(table, tags, run.data.params))
     return table
 
@@ -244,17 +256,32 @@ def _markdown(table: pd.DataFrame, tags: dict, params: dict) -> str:
     return "\n".join(lines)
 
 
+TERMINAL_COLUMNS = (
+    "seeds",
+    "paper NLL-oracle",
+    "NLL-oracle ↓",
+    "NLL-test ↓",
+    "BLEU-4 ↑",
+    "Self-BLEU-4 ↓",
+    "ms / G update",
+    "rollout ms / batch",
+    "P(beats MLE) NLL-oracle",
+)
+
+
 def print_table(table: pd.DataFrame, title: str) -> None:
+    """The headline columns in the terminal; every column is in the Markdown and CSV files."""
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=title)
+    t = Table(title=title, caption="all columns: README.md / table.csv of the report")
     t.add_column("method")
-    for col in table.columns:
+    columns = [c for c in TERMINAL_COLUMNS if c in table.columns]
+    for col in columns:
         t.add_column(col, justify="right")
-    for method, row in table.iterrows():
+    for method, row in table[columns].iterrows():
         t.add_row(method, *row.tolist())
-    Console(width=max(160, len(table.columns) * 16)).print(t)
+    Console(width=200).print(t)
 
 
 def main(argv: list[str] | None = None) -> int:

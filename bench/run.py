@@ -242,12 +242,10 @@ def run_references(plan: Plan, task: Task, tracker: Tracker, parent: str, tags: 
 def train_cell(plan: Plan, spec: MethodSpec, task: Task, seed: int, log, progress) -> tuple:
     """Pre-train (cached), then run the method; returns (generator, summary metrics)."""
     mle_cfg, cfg, bench = plan.configs["mle"], plan.configs[spec.name], plan.bench
-    gen, pre_curve, pre_updates = pretrained_generator(
-        mle_cfg, task, bench, seed, plan.device, plan.cache_dir, progress.tick
+    gen, pre_updates = pretrained_generator(
+        mle_cfg, task, bench, seed, plan.device, plan.cache_dir, log, progress.tick
     )
     progress.pretrained(pre_updates)
-    for step, metrics in pre_curve:
-        log(step, metrics)
     rng = torch.Generator(device=plan.device).manual_seed(derive_seed(seed, spec.name))
     t0 = time.perf_counter()
     trainer = spec.make_trainer(cfg, TrainContext(task, plan.device, rng, seed), gen)

@@ -70,7 +70,9 @@ PRESETS = {
     # smoke: a few hundred updates on a small training set, for tests (seconds)
     "smoke": dict(pretrain_epochs=2, pretrain_eval_every=1, updates=10, eval_every=5),
     # quick: tuned on 2 CPU cores so the whole suite fits 20 minutes (see README "Presets")
-    "quick": dict(pretrain_epochs=20, pretrain_eval_every=2, updates=100, eval_every=10),
+    # (measured: with lr 1e-2, NLL-test bottoms out near epoch 2-4 and then rises while
+    # NLL-oracle keeps falling: the paper's 120-epoch recipe overfits 10,000 sequences; see README)
+    "quick": dict(pretrain_epochs=10, pretrain_eval_every=1, updates=100, eval_every=10),
     "paper": {},
 }
 
