@@ -45,6 +45,18 @@ class BenchConfig:
         "replicates, so their samples share random numbers",
         check="nonneg",
     )
+    sweep_alphas: str = hp(
+        "0.5,0.6,0.7,0.8,0.9,1.0,1.1,1.25,1.4,1.6,1.8,2.0",
+        "logit multipliers alpha of the temperature sweep (alpha > 1 is colder), comma-separated",
+        source="Caccia et al. 2020 sweep alpha over 0.1..2.5; a dozen points around 1 suffice",
+        check="alphas",
+    )
+    sweep_samples: int = hp(
+        1_000,
+        "generator samples (and held-out sequences) per alpha of the temperature sweep",
+        source="tuning: ~1 s per alpha on 2 CPU cores",
+        check="positive",
+    )
     max_abs_loss: float = hp(
         1e6,
         "a training scalar beyond this magnitude marks the cell diverged",
@@ -55,7 +67,13 @@ class BenchConfig:
 
 PRESETS: dict[str, dict] = {
     "smoke": dict(
-        n_train=1_000, n_test=1_000, curve_samples=300, final_samples=1_000, bleu_samples=100
+        sweep_alphas="0.5,1.0,2.0",
+        sweep_samples=200,
+        n_train=1_000,
+        n_test=1_000,
+        curve_samples=300,
+        final_samples=1_000,
+        bleu_samples=100,
     ),
     "quick": {},
     "paper": dict(n_train=9_984, final_samples=9_984),

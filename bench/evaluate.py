@@ -40,3 +40,27 @@ def final_metrics(
     out.update({f"final/bleu{k}": v for k, v in bleu(hyps, task.test, BLEU_ORDERS).items()})
     out.update({f"final/self_bleu{k}": v for k, v in self_bleu(hyps, BLEU_ORDERS).items()})
     return out, samples
+
+
+def temperature_sweep(
+    model: SequenceModel, task: Task, alphas: tuple[float, ...], n: int, seed: int, device
+) -> list[tuple[float, dict[str, float]]]:
+    """Quality and coverage with the logits multiplied by each alpha (temperature 1/alpha).
+
+    Returns [(alpha, {'sweep/nll_oracle', 'sweep/nll_test'})]: NLL-oracle of n samples at that
+    temperature (quality) and the scaled model's NLL of n held-out sequences (coverage), both
+    lower-is-better. Every alpha uses the same evaluation stream (common random numbers).
+    """
+    points = []
+    for alpha in alphas:
+        samples = model.sample(n, rng=eval_rng(seed, device), temperature=1 / alpha)  # (n, T)
+        points.append(
+            (
+                alpha,
+                {
+                    "sweep/nll_oracle": nll_oracle(task.oracle, samples),
+                    "sweep/nll_test": nll_test(model, task.test[:n], temperature=1 / alpha),
+                },
+            )
+        )
+    return points

@@ -27,6 +27,7 @@ class Phase:
     updates: int
     eval_every: int
     step_offset: int = 0  # updates made before this phase (pre-training), so curves continue
+    seconds_offset: float = 0.0  # training seconds before this phase, for wall-clock curves
 
 
 def check_finite(scalars: Metrics, step: int, bound: float) -> None:
@@ -49,28 +50,31 @@ def run_phase(
     (wall time of the updates alone, evaluation excluded). Returns the phase means of the
     `perf/*` scalars, `perf/update_ms` included, as `perf/<name>_mean`.
     """
-    every, window, window_ms = [], [], 0.0
+    every, window, window_ms, train_s = [], [], 0.0, phase.seconds_offset
     if phase.step_offset == 0:
-        log(0, evaluate())
+        log(0, evaluate() | {"perf/train_s": 0.0})
     for u in range(1, phase.updates + 1):
         step = phase.step_offset + u
         t0 = time.perf_counter()
         scalars = trainer.step()
         dt = (time.perf_counter() - t0) * 1000
         check_finite(scalars, step, bound)
-        window_ms += dt
+        window_ms, train_s = window_ms + dt, train_s + dt / 1000
         window.append(scalars)
         every.append(
             {k: v for k, v in scalars.items() if k.startswith("perf/")} | {"perf/update_ms": dt}
         )
         tick(scalars)
         if u % phase.eval_every == 0 or u == phase.updates:
-            metrics = _mean(window) | {"perf/update_ms": window_ms / len(window)}
+            metrics = _mean(window) | {
+                "perf/update_ms": window_ms / len(window),
+                "perf/train_s": train_s,
+            }
             metrics |= evaluate()
             check_finite(metrics, step, math.inf)
             log(step, metrics)
             window, window_ms = [], 0.0
-    return {f"{k}_mean": v for k, v in _mean(every).items()}
+    return {f"{k}_mean": v for k, v in _mean(every).items()} | {"perf/train_s": train_s}
 
 
 def _mean(rows: list[Metrics]) -> Metrics:

@@ -41,7 +41,7 @@ def pretrain_key(cfg: mle.Config, task: Task, bench: BenchConfig, seed: int, dev
         curve=(bench.curve_samples, bench.eval_seed),
         device=torch.device(device).type,
         torch=torch.__version__,
-        format=1,
+        format=2,
     )
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -61,8 +61,8 @@ def pretrained_generator(
     cache_dir: Path,
     log: Callable[[int, Metrics], None] = lambda step, m: None,
     tick: Callable[[Metrics], None] = lambda s: None,
-) -> tuple[LSTMGenerator, int]:
-    """(generator on device, its update count); trained once, then cached.
+) -> tuple[LSTMGenerator, int, float]:
+    """(generator on device, its update count, its training seconds); trained once, cached.
 
     Its learning curve goes to `log` as it is measured, or at once from the cache.
     """
@@ -73,7 +73,7 @@ def pretrained_generator(
         gen.load_state_dict(saved["state"])
         for step, metrics in saved["curve"]:
             log(step, metrics)
-        return gen, saved["updates"]
+        return gen, saved["updates"], saved["seconds"]
     rng = torch.Generator(device=device).manual_seed(derive_seed(seed, "pretrain"))
     trainer = mle.MLETrainer(cfg, TrainContext(task, device, rng, seed), gen)
     per_epoch = mle.updates_per_epoch(cfg, task.train.shape[0])
@@ -87,9 +87,11 @@ def pretrained_generator(
         curve.append((step, metrics))
         log(step, metrics)
 
-    run_phase(trainer, phase, evaluate, record, bench.max_abs_loss, tick)
+    perf = run_phase(trainer, phase, evaluate, record, bench.max_abs_loss, tick)
+    seconds = perf["perf/train_s"]
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.cpu() for k, v in gen.state_dict().items()}
-    torch.save({"state": state, "curve": curve, "updates": phase.updates}, path.with_suffix(".tmp"))
+    saved = {"state": state, "curve": curve, "updates": phase.updates, "seconds": seconds}
+    torch.save(saved, path.with_suffix(".tmp"))
     path.with_suffix(".tmp").replace(path)
-    return gen, phase.updates
+    return gen, phase.updates, seconds

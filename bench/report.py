@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,9 @@ COLUMNS = {
     "final/self_bleu3": ("Self-BLEU-3 ↓", True),
     "final/self_bleu4": ("Self-BLEU-4 ↓", True),
     "final/self_bleu5": ("Self-BLEU-5 ↓", True),
+    "sweep/best_sum": ("best NLL-oracle+test over α ↓", True),
+    "sweep/best_alpha": ("α at best", True),
+    "sweep/oracle_at_mle_test": ("NLL-oracle at MLE's α=1 NLL-test ↓", True),
     "perf/update_ms_mean": ("ms / G update", True),
     "perf/rollout_ms_mean": ("rollout ms / batch", True),
     "perf/setup_s": ("setup s", True),
@@ -64,14 +68,16 @@ def mean_ci(values: np.ndarray) -> tuple[float, float, float]:
         return float(values.mean()), np.nan, np.nan
     if np.all(values == values[0]):
         return float(values[0]), float(values[0]), float(values[0])
-    res = stats.bootstrap(
-        (values,),
-        np.mean,
-        confidence_level=0.95,
-        n_resamples=9999,
-        method="percentile",
-        random_state=0,
-    )
+    with warnings.catch_warnings():  # scipy warns on tiny samples; the interval is still valid
+        warnings.simplefilter("ignore")
+        res = stats.bootstrap(
+            (values,),
+            np.mean,
+            confidence_level=0.95,
+            n_resamples=9999,
+            method="percentile",
+            random_state=0,
+        )
     ci = res.confidence_interval
     return float(values.mean()), float(ci.low), float(ci.high)
 
@@ -162,6 +168,95 @@ def _add_prob_columns(frame: pd.DataFrame, tidy: pd.DataFrame) -> None:
         frame[header] = col
 
 
+def sweep_frame(tracker: Tracker, tidy: pd.DataFrame) -> pd.DataFrame:
+    """The temperature sweeps: method, seed, alpha, nll_oracle, nll_test (one row per alpha)."""
+    runs = tidy[(tidy.kind == "method") & (tidy.status == "finished")].drop_duplicates("run_id")
+    rows = []
+    for r in runs.itertuples():
+        hist = {
+            k: dict(tracker.history(r.run_id, f"sweep/{k}"))
+            for k in ("alpha", "nll_oracle", "nll_test")
+        }
+        rows += [
+            dict(
+                method=r.method,
+                seed=r.seed,
+                alpha=a,
+                nll_oracle=hist["nll_oracle"][step],
+                nll_test=hist["nll_test"][step],
+            )
+            for step, a in sorted(hist["alpha"].items())
+        ]
+    return pd.DataFrame(rows, columns=["method", "seed", "alpha", "nll_oracle", "nll_test"])
+
+
+def sweep_summary(sweep: pd.DataFrame) -> pd.DataFrame:
+    """Tidy rows per (method, seed): the best NLL-oracle + NLL-test over the sweep and its alpha,
+    and the NLL-oracle at the NLL-test that MLE has at alpha = 1 (quality at matched diversity,
+    linear interpolation along the method's sweep; NaN outside the sweep's range)."""
+    mle = sweep[sweep.method == "mle"]
+    target = np.nan
+    if len(mle):
+        per_alpha = mle.groupby("alpha").nll_test.mean()
+        target = float(np.interp(1.0, per_alpha.index, per_alpha.to_numpy()))
+    rows = []
+    for (method, seed), part in sweep.groupby(["method", "seed"]):
+        total = part.nll_oracle + part.nll_test
+        xs = part.sort_values("nll_test")
+        inside = xs.nll_test.min() <= target <= xs.nll_test.max()
+        matched = np.interp(target, xs.nll_test, xs.nll_oracle) if inside else np.nan
+        values = (
+            ("sweep/best_sum", total.min()),
+            ("sweep/best_alpha", part.alpha[total.idxmin()]),
+            ("sweep/oracle_at_mle_test", matched),
+        )
+        rows += [dict(method=method, seed=seed, metric=k, value=float(v)) for k, v in values]
+    return pd.DataFrame(rows, columns=["method", "seed", "metric", "value"])
+
+
+def plot_quality_diversity(sweep: pd.DataFrame, tidy: pd.DataFrame, path: Path) -> None:
+    """NLL-test against NLL-oracle along each method's temperature sweep (mean over seeds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for method, part in sweep.groupby("method"):
+        mean = part.groupby("alpha")[["nll_oracle", "nll_test"]].mean()
+        (line,) = ax.plot(mean.nll_oracle, mean.nll_test, marker=".", label=method)
+        if 1.0 in mean.index:
+            ax.plot(
+                mean.nll_oracle[1.0],
+                mean.nll_test[1.0],
+                "o",
+                ms=9,
+                mfc="none",
+                color=line.get_color(),
+            )
+    refs = tidy[tidy.kind == "reference"]
+    refs = refs.pivot_table(index="method", columns="metric", values="value")
+    for method, row in refs.iterrows():
+        if method != "uniform":
+            ax.plot(row["final/nll_oracle"], row["final/nll_test"], "k*")
+            ax.annotate(method, (row["final/nll_oracle"], row["final/nll_test"]), fontsize=8)
+    ax.set_xlabel("NLL-oracle (quality) ↓")
+    ax.set_ylabel("NLL-test (coverage) ↓")
+    ax.set_title("temperature sweep: lower-left is better; circle = α 1")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def with_sweep_summary(tidy: pd.DataFrame, sweep: pd.DataFrame) -> pd.DataFrame:
+    """The tidy results plus the sweep's per-seed summary rows (so they get intervals too)."""
+    runs = tidy.drop_duplicates(["method", "seed"]).set_index(["method", "seed"])
+    extra = sweep_summary(sweep).join(runs[["kind", "status", "run_id"]], on=["method", "seed"])
+    return pd.concat([tidy, extra[tidy.columns]], ignore_index=True)
+
+
 def curves(tracker: Tracker, tidy: pd.DataFrame, key: str) -> pd.DataFrame:
     """Long frame of a learning curve: method, seed, step, value (from MLflow metric history)."""
     runs = tidy[tidy.kind == "method"].drop_duplicates("run_id")
@@ -174,7 +269,12 @@ def curves(tracker: Tracker, tidy: pd.DataFrame, key: str) -> pd.DataFrame:
 
 
 def plot_curves(
-    curve: pd.DataFrame, tidy: pd.DataFrame, path: Path, ylabel: str, ref_metric: str
+    curve: pd.DataFrame,
+    tidy: pd.DataFrame,
+    path: Path,
+    ylabel: str,
+    ref_metric: str,
+    xlabel: str = "generator updates (MLE pre-training, then each method)",
 ) -> None:
     """Mean over seeds (line) and min..max band, one line per method; reference rows dashed."""
     import matplotlib
@@ -200,7 +300,7 @@ def plot_curves(
         if method != "uniform":
             ax.axhline(value, ls="--", lw=1, color="grey")
             ax.annotate(f"{method} {value:.2f}", (0, value), fontsize=8, va="bottom")
-    ax.set_xlabel("generator updates (MLE pre-training, then each method)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
@@ -210,29 +310,41 @@ def plot_curves(
 
 
 def write_report(tracker: Tracker, parent: str, out_dir: Path) -> pd.DataFrame:
-    """Write table.md, results.csv (tidy), and learning-curve PNGs; return the display table."""
+    """Write README.md, table.csv, results.csv (tidy) and the PNGs; return the display table."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tidy = tidy_results(tracker, parent)
     run = tracker.client.get_run(parent)
-    tags = run.data.tags
-    table = display_table(tidy, tags.get("oracle_kind", "random"))
+    tidy = tidy_results(tracker, parent)
+    sweep = sweep_frame(tracker, tidy)
+    tidy = with_sweep_summary(tidy, sweep)
+    table = display_table(tidy, run.data.tags.get("oracle_kind", "random"))
     tidy[tidy.metric != ""].drop(columns="run_id").to_csv(out_dir / "results.csv", index=False)
+    sweep.to_csv(out_dir / "sweep.csv", index=False)
     table.to_csv(out_dir / "table.csv")
-    curve = curves(tracker, tidy, "eval/nll_oracle")
+    _plots(tracker, tidy, sweep, out_dir)
+    (out_dir / "README.md").write_text(_markdown(table, run.data.tags, run.data.params))
+    return table
+
+
+def _plots(tracker: Tracker, tidy: pd.DataFrame, sweep: pd.DataFrame, out_dir: Path) -> None:
+    by_step = {k: curves(tracker, tidy, f"eval/{k}") for k in ("nll_oracle", "nll_test")}
+    for k, label in (("nll_oracle", "NLL-oracle"), ("nll_test", "NLL-test")):
+        plot_curves(
+            by_step[k], tidy, out_dir / f"{k}_curve.png", f"{label} (per token) ↓", f"final/{k}"
+        )
+    seconds = curves(tracker, tidy, "perf/train_s").rename(columns={"value": "seconds"})
+    by_time = by_step["nll_oracle"].merge(seconds, on=["method", "seed", "step"])
+    # seeds differ in seconds: average both coordinates per update count
+    by_time = by_time.groupby(["method", "step"], as_index=False)[["seconds", "value"]].mean()
     plot_curves(
-        curve,
+        by_time.assign(step=by_time.seconds, seed=0),
         tidy,
-        out_dir / "nll_oracle_curve.png",
+        out_dir / "nll_oracle_vs_seconds.png",
         "NLL-oracle (per token) ↓",
         "final/nll_oracle",
+        xlabel="training seconds (pre-training, then each method)",
     )
-    test_curve = curves(tracker, tidy, "eval/nll_test")
-    plot_curves(
-        test_curve, tidy, out_dir / "nll_test_curve.png", "NLL-test (per token) ↓", "final/nll_test"
-    )
-    (out_dir / "README.md").write_text(_markdown(table, tags, run.data.params))
-    return table
+    plot_quality_diversity(sweep, tidy, out_dir / "quality_diversity.png")
 
 
 def _markdown(table: pd.DataFrame, tags: dict, params: dict) -> str:
@@ -246,11 +358,28 @@ def _markdown(table: pd.DataFrame, tags: dict, params: dict) -> str:
         "",
         "Each cell: mean over seeds with a 95% percentile-bootstrap interval; `(n=1)` marks a "
         "single seed. NLLs are per token, in nats. Reference rows: the oracle's own samples "
-        "(the floor), i.i.d. tokens from the oracle's unigram distribution, uniform tokens.",
+        "(the floor), i.i.d. tokens from the oracle's unigram distribution, uniform tokens. "
+        "P(beats MLE): the probability that a random seed of the method has a lower value than "
+        "a random seed of MLE.",
         "",
         table.to_markdown(),
         "",
+        "## Learning curves",
+        "",
+        "Mean over seeds, band min..max. Every method starts from the same cached MLE "
+        "pre-training of its seed.",
+        "",
         "![NLL-oracle learning curves](nll_oracle_curve.png)",
+        "![NLL-test learning curves](nll_test_curve.png)",
+        "![NLL-oracle against training seconds](nll_oracle_vs_seconds.png)",
+        "",
+        "## Quality against diversity (temperature sweep)",
+        "",
+        "Each generator sampled with its logits multiplied by α (α > 1 is colder). Caccia et al. "
+        "(2020) showed that one α = 1 NLL-oracle number can be matched by cooling MLE: compare "
+        "curves, not points.",
+        "",
+        "![quality-diversity](quality_diversity.png)",
         "",
     ]
     return "\n".join(lines)

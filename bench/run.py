@@ -18,7 +18,7 @@ import torch
 
 from bench.config import PRESETS as BENCH_PRESETS
 from bench.config import BenchConfig
-from bench.evaluate import curve_point, final_metrics
+from bench.evaluate import curve_point, final_metrics, temperature_sweep
 from bench.loop import Diverged, Phase, run_phase
 from bench.pretrain import derive_seed, pretrained_generator
 from bench.progress import CellProgress
@@ -26,7 +26,7 @@ from bench.report import print_table, write_report
 from bench.tracking import Tracker, TrackingError, default_uri, environment_tags
 from methods import METHODS
 from methods.base import PRESET_NAMES, MethodSpec, TrainContext
-from methods.config import ConfigError, build, flatten
+from methods.config import ConfigError, build, flatten, parse_floats
 from methods.generator import UnigramModel
 from oracle.data import DEFAULT_PAPER_ORACLE, OracleSpec, Task, load_task
 from oracle.model import OracleFileError
@@ -242,7 +242,7 @@ def run_references(plan: Plan, task: Task, tracker: Tracker, parent: str, tags: 
 def train_cell(plan: Plan, spec: MethodSpec, task: Task, seed: int, log, progress) -> tuple:
     """Pre-train (cached), then run the method; returns (generator, summary metrics)."""
     mle_cfg, cfg, bench = plan.configs["mle"], plan.configs[spec.name], plan.bench
-    gen, pre_updates = pretrained_generator(
+    gen, pre_updates, pre_seconds = pretrained_generator(
         mle_cfg, task, bench, seed, plan.device, plan.cache_dir, log, progress.tick
     )
     progress.pretrained(pre_updates)
@@ -256,7 +256,7 @@ def train_cell(plan: Plan, spec: MethodSpec, task: Task, seed: int, log, progres
             trainer.generator, task, bench.curve_samples, bench.eval_seed, plan.device
         )
 
-    phase = Phase(cfg.updates, cfg.eval_every, step_offset=pre_updates)
+    phase = Phase(cfg.updates, cfg.eval_every, pre_updates, pre_seconds)
     perf = run_phase(trainer, phase, evaluate, log, bench.max_abs_loss, progress.tick)
     return trainer.generator, perf | {"perf/setup_s": setup_s}, pre_updates + cfg.updates
 
@@ -300,6 +300,7 @@ def run_cell(
             plan.device,
         )
         tracker.log_metrics(run_id, last_step, final | perf)
+        log_sweep(plan, tracker, run_id, gen, task)
         tracker.log_text(run_id, _samples_text(samples[:1000]), "samples.txt")
         status, extra, mlflow_status = "finished", {}, "FINISHED"
     except Diverged as e:
@@ -317,6 +318,16 @@ def run_cell(
     tracker.end(run_id, mlflow_status)
     progress.done(status, extra)
     return status
+
+
+def log_sweep(plan: Plan, tracker: Tracker, run_id: str, model, task: Task) -> None:
+    """The temperature sweep, logged with step = round(100 * alpha) as Caccia et al.'s CSVs."""
+    alphas = parse_floats(plan.bench.sweep_alphas)
+    bench = plan.bench
+    for alpha, metrics in temperature_sweep(
+        model, task, alphas, bench.sweep_samples, bench.eval_seed, plan.device
+    ):
+        tracker.log_metrics(run_id, round(100 * alpha), metrics | {"sweep/alpha": alpha})
 
 
 def _samples_text(samples: torch.Tensor) -> str:

@@ -15,7 +15,21 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "nonneg": (lambda v: v >= 0, "must be >= 0"),
     "unit": (lambda v: 0 < v <= 1, "must be in (0, 1]"),
     "ge1": (lambda v: v >= 1, "must be >= 1"),
+    "alphas": (lambda v: _floats_ok(v), "must be a non-empty comma list of numbers > 0"),
 }
+
+
+def parse_floats(text: str) -> tuple[float, ...]:
+    """'0.5, 1,2.0' -> (0.5, 1.0, 2.0); ValueError if any item is not a number."""
+    return tuple(float(v) for v in text.replace(",", " ").split())
+
+
+def _floats_ok(text: str) -> bool:
+    try:
+        values = parse_floats(text)
+    except ValueError:
+        return False
+    return bool(values) and all(v > 0 for v in values)
 
 
 class ConfigError(ValueError):
