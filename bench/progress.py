@@ -45,6 +45,13 @@ class CellProgress:
             self.bar.remove_task(self.cell)
         self.cell = self.bar.add_task(f"{method} seed {seed}", total=total, info="pre-training")
 
+    def reused(self, method: str, seed: int, run_id: str) -> None:
+        self.bar.console.log(
+            f"{method} seed {seed}: already finished (MLflow run {run_id}), "
+            "reused; --force re-runs it"
+        )
+        self.bar.advance(self.all)
+
     def tick(self, scalars: dict) -> None:
         self.bar.advance(self.cell)
 

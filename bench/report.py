@@ -44,7 +44,7 @@ PAPER_TABLE1 = {"unigram": 10.310, "mle": 9.038, "seqgan": 8.736}
 def tidy_results(tracker: Tracker, parent: str) -> pd.DataFrame:
     """One row per (method, seed, metric): kind, method, seed, status, metric, value."""
     rows = []
-    for run in tracker.children(parent):
+    for run in tracker.cells(parent):
         tags = run.data.tags
         base = dict(
             kind=tags.get("kind", "method"),

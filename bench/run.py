@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
+import json
 import shlex
 import sys
 import time
@@ -23,7 +25,7 @@ from bench.loop import Diverged, Phase, run_phase
 from bench.pretrain import derive_seed, pretrained_generator
 from bench.progress import CellProgress
 from bench.report import print_table, write_report
-from bench.tracking import Tracker, TrackingError, default_uri, environment_tags
+from bench.tracking import Tracker, TrackingError, default_uri, environment_tags, git_commit
 from methods import METHODS
 from methods.base import PRESET_NAMES, MethodSpec, TrainContext
 from methods.config import ConfigError, build, flatten, parse_floats
@@ -58,6 +60,7 @@ class Plan:
     bench: BenchConfig
     configs: dict[str, object]  # method name -> its resolved Config; "mle" always present
     command: str
+    force: bool = False  # re-run cells already finished in the store
 
 
 # ----- command line -----
@@ -117,6 +120,11 @@ def build_parser() -> OneLineParser:
     p.add_argument("--experiment", default="seqgan-bench", help="MLflow experiment name")
     p.add_argument(
         "--reports-dir", default="reports", help="tables and plots go to <dir>/<experiment>/"
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="re-run cells that already finished in the MLflow store (default: reuse them)",
     )
     p.add_argument("--cache-dir", default=".cache", help="cached oracle data and MLE pre-trainings")
     _add_config_options(p, "bench", BenchConfig, "settings shared by all methods")
@@ -207,6 +215,7 @@ def make_plan(argv: list[str] | None) -> Plan:
         cache_dir=Path(args.cache_dir),
         bench=bench,
         configs=configs,
+        force=args.force,
         command=shlex.join(["python", "-m", "bench.run", *(argv or sys.argv[1:])]),
     )
 
@@ -372,16 +381,45 @@ def execute(plan: Plan) -> int:
     )
     try:
         run_references(plan, task, tracker, parent, tags)
-        with CellProgress(plan, len(plan.methods) * len(plan.seeds)) as progress:
-            for seed in plan.seeds:
-                for name in plan.methods:
-                    progress.start(name, seed)
-                    run_cell(plan, METHODS[name], task, seed, tracker, parent, tags, progress)
+        run_cells(plan, task, tracker, parent, tags)
     except KeyboardInterrupt:
         tracker.end(parent, "KILLED")
         raise
     tracker.end(parent)
     return report(tracker, parent, out_dir, plan)
+
+
+def cell_key(plan: Plan, name: str, seed: int, task: Task) -> str:
+    """Hash of everything that determines a cell's result: configs, task, seed, device, code."""
+    ident = dict(
+        method=name,
+        config=dataclasses.asdict(plan.configs[name]),
+        pretrain=dataclasses.asdict(plan.configs["mle"]),
+        bench=dataclasses.asdict(plan.bench),
+        oracle=task.identity,
+        seed=seed,
+        device=plan.device.type,
+        code=git_commit(),
+        torch=torch.__version__,
+    )
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def run_cells(plan: Plan, task: Task, tracker: Tracker, parent: str, tags: dict) -> None:
+    """Every (method, seed) cell; a cell already finished in the store is reused, not re-run."""
+    cells = [(seed, name) for seed in plan.seeds for name in plan.methods]
+    with CellProgress(plan, len(cells)) as progress:
+        for seed, name in cells:
+            key = cell_key(plan, name, seed, task)
+            done = None if plan.force else tracker.finished_run(key)
+            if done is not None:
+                tracker.add_reused(parent, done)
+                progress.reused(name, seed, done)
+                continue
+            tracker.mark_killed(key)  # a run of this cell left RUNNING by a killed process
+            progress.start(name, seed)
+            cell_tags = tags | {"cell_key": key}
+            run_cell(plan, METHODS[name], task, seed, tracker, parent, cell_tags, progress)
 
 
 def report(tracker: Tracker, parent: str, out_dir: Path, plan: Plan) -> int:

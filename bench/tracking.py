@@ -151,5 +151,32 @@ class Tracker:
             max_results=10_000,
         )
 
+    def cells(self, parent: str) -> list:
+        """The runs of one invocation: its children plus the finished cells it reused."""
+        tag = self.client.get_run(parent).data.tags.get("reused_runs", "")
+        reused = [self.client.get_run(r) for r in tag.split(",") if r]
+        return list(self.children(parent)) + reused
+
+    def finished_run(self, key: str) -> str | None:
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            f"tags.cell_key = '{key}' and tags.cell_status = 'finished'",
+            max_results=1,
+        )
+        return runs[0].info.run_id if runs else None
+
+    def mark_killed(self, key: str) -> None:
+        """Runs of this cell still RUNNING belong to a process that died: mark them killed."""
+        stale = self.client.search_runs(
+            [self.experiment_id], f"tags.cell_key = '{key}' and attributes.status = 'RUNNING'"
+        )
+        for run in stale:
+            self.set_tags(run.info.run_id, {"cell_status": "killed"})
+            self.end(run.info.run_id, "KILLED")
+
+    def add_reused(self, parent: str, run_id: str) -> None:
+        tag = self.client.get_run(parent).data.tags.get("reused_runs", "")
+        self.set_tags(parent, {"reused_runs": ",".join([*filter(None, tag.split(",")), run_id])})
+
     def history(self, run_id: str, key: str) -> list[tuple[int, float]]:
         return [(m.step, m.value) for m in self.client.get_metric_history(run_id, key)]
