@@ -1,0 +1,112 @@
+"""Runs that survive: kill and resume, divergence handling, bit-for-bit determinism on CPU."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from bench.run import main
+
+
+def _argv(root, uri, *extra):
+    return [
+        "--preset",
+        "smoke",
+        "--tracking-uri",
+        uri,
+        "--experiment",
+        "rel",
+        "--reports-dir",
+        str(root / "reports"),
+        "--cache-dir",
+        str(root / "cache"),
+        *extra,
+    ]
+
+
+def _runs(uri, experiment="rel"):
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(experiment)
+    return client.search_runs([exp.experiment_id], "tags.kind = 'method'")
+
+
+def _finished(uri):
+    try:
+        return [r for r in _runs(uri) if r.data.tags.get("cell_status") == "finished"]
+    except Exception:  # the experiment may not exist yet
+        return []
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_without_retraining_finished_cells(tmp_path, mlflow_uri):
+    argv = _argv(tmp_path, mlflow_uri, "--methods", "mle", "--seeds", "2")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.run", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.time() + 600
+    while not _finished(mlflow_uri) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)  # mid-way through the second cell
+    proc.wait()
+    first = _finished(mlflow_uri)
+    assert len(first) == 1, "expected exactly one finished cell before the kill"
+    assert main(argv) == 0
+    runs = _runs(mlflow_uri)
+    status = sorted((r.data.tags["seed"], r.data.tags["cell_status"], r.info.status) for r in runs)
+    assert status == [
+        ("0", "finished", "FINISHED"),
+        ("1", "finished", "FINISHED"),
+        ("1", "killed", "KILLED"),
+    ]
+    assert first[0].info.run_id in {r.info.run_id for r in _finished(mlflow_uri)}  # not retrained
+    table = pd.read_csv(tmp_path / "reports" / "rel" / "results.csv")
+    cells = table[(table.kind == "method") & (table.metric == "final/nll_oracle")]
+    assert sorted(cells.seed) == [0, 1]  # every cell exactly once
+
+
+@pytest.mark.slow
+def test_nan_loss_marks_the_cell_diverged_and_the_suite_goes_on(tmp_path, mlflow_uri, capsys):
+    argv = _argv(tmp_path, mlflow_uri, "--methods", "mle", "--seeds", "2", "--mle.lr", "1e30")
+    assert main(argv) == 0
+    runs = _runs(mlflow_uri)
+    assert len(runs) == 2  # the second seed ran after the first diverged
+    for run in runs:
+        tags = run.data.tags
+        assert tags["cell_status"] == "diverged" and run.info.status == "FAILED"
+        assert int(tags["diverged_step"]) >= 1 and tags["diverged_metric"].startswith("train/")
+        client = MlflowClient(tracking_uri=mlflow_uri)
+        assert client.get_metric_history(run.info.run_id, "eval/nll_oracle")  # partial curve kept
+    table = pd.read_csv(tmp_path / "reports" / "rel" / "table.csv", index_col="method", dtype=str)
+    assert "diverged" in table.loc["mle", "seeds"] and table.loc["mle", "NLL-oracle ↓"] == "—"
+
+
+def test_loss_bound_marks_the_cell_diverged(tmp_path, mlflow_uri):
+    argv = _argv(tmp_path, mlflow_uri, "--methods", "mle", "--bench.max-abs-loss", "1e-9")
+    assert main(argv) == 0
+    (run,) = _runs(mlflow_uri)
+    assert run.data.tags["cell_status"] == "diverged" and run.data.tags["diverged_step"] == "1"
+
+
+@pytest.mark.slow
+def test_same_command_gives_bit_identical_metrics(tmp_path, _mlflow_template):
+    """Two fresh invocations (separate stores and caches) of every registered method."""
+    import shutil
+
+    results = []
+    for i in range(2):
+        root = tmp_path / f"r{i}"
+        root.mkdir()
+        shutil.copy(_mlflow_template, root / "mlflow.db")
+        uri = f"sqlite:///{root / 'mlflow.db'}"
+        assert main(_argv(root, uri, "--methods", "all", "--bench.sweep-alphas", "1")) == 0
+        tidy = pd.read_csv(root / "reports" / "rel" / "results.csv")
+        results.append(tidy[~tidy.metric.str.startswith("perf/")].reset_index(drop=True))
+    pd.testing.assert_frame_equal(results[0], results[1], check_exact=True)
