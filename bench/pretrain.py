@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -92,6 +93,7 @@ def pretrained_generator(
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.cpu() for k, v in gen.state_dict().items()}
     saved = {"state": state, "curve": curve, "updates": phase.updates, "seconds": seconds}
-    torch.save(saved, path.with_suffix(".tmp"))
-    path.with_suffix(".tmp").replace(path)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # unique: parallel workers may race
+    torch.save(saved, tmp)
+    tmp.replace(path)  # atomic: a killed run never leaves half a checkpoint
     return gen, phase.updates, seconds

@@ -67,3 +67,17 @@ class CellProgress:
         if status != "finished":
             self.bar.console.log(f"{self.bar.tasks[-1].description}: {status} {extra}")
         self.bar.advance(self.all)
+
+
+class QuietProgress:
+    """No display: for cells running in remote workers."""
+
+    def start(self, method: str, seed: int) -> None: ...
+
+    def tick(self, scalars: dict) -> None: ...
+
+    def pretrained(self, updates: int) -> None: ...
+
+    def evaluated(self, metrics: dict) -> None: ...
+
+    def done(self, status: str, extra: dict) -> None: ...

@@ -23,7 +23,7 @@ from bench.config import BenchConfig
 from bench.evaluate import curve_point, final_metrics, temperature_sweep
 from bench.loop import Diverged, Phase, run_phase
 from bench.pretrain import derive_seed, pretrained_generator
-from bench.progress import CellProgress
+from bench.progress import CellProgress, QuietProgress
 from bench.report import print_table, write_report
 from bench.tracking import Tracker, TrackingError, default_uri, environment_tags, git_commit
 from methods import METHODS
@@ -61,6 +61,8 @@ class Plan:
     configs: dict[str, object]  # method name -> its resolved Config; "mle" always present
     command: str
     force: bool = False  # re-run cells already finished in the store
+    executor: str = "local"  # local: cells one after another here; ray: one Ray task per cell
+    ray_address: str | None = None  # None starts a local Ray cluster
 
 
 # ----- command line -----
@@ -120,6 +122,19 @@ def build_parser() -> OneLineParser:
     p.add_argument("--experiment", default="seqgan-bench", help="MLflow experiment name")
     p.add_argument(
         "--reports-dir", default="reports", help="tables and plots go to <dir>/<experiment>/"
+    )
+    p.add_argument(
+        "--executor",
+        default="local",
+        choices=("local", "ray"),
+        help="local: cells one after another in this process; ray: one Ray task per cell "
+        "(needs pip install '.[ray]'), a GPU per task when the cluster has GPUs",
+    )
+    p.add_argument(
+        "--ray-address",
+        default=None,
+        help="address of a running Ray cluster (default: start a local one); its workers must "
+        "reach --tracking-uri and --cache-dir",
     )
     p.add_argument(
         "--force",
@@ -216,6 +231,8 @@ def make_plan(argv: list[str] | None) -> Plan:
         bench=bench,
         configs=configs,
         force=args.force,
+        executor=args.executor,
+        ray_address=args.ray_address,
         command=shlex.join(["python", "-m", "bench.run", *(argv or sys.argv[1:])]),
     )
 
@@ -407,19 +424,55 @@ def cell_key(plan: Plan, name: str, seed: int, task: Task) -> str:
 
 def run_cells(plan: Plan, task: Task, tracker: Tracker, parent: str, tags: dict) -> None:
     """Every (method, seed) cell; a cell already finished in the store is reused, not re-run."""
-    cells = [(seed, name) for seed in plan.seeds for name in plan.methods]
-    with CellProgress(plan, len(cells)) as progress:
-        for seed, name in cells:
-            key = cell_key(plan, name, seed, task)
-            done = None if plan.force else tracker.finished_run(key)
-            if done is not None:
-                tracker.add_reused(parent, done)
-                progress.reused(name, seed, done)
-                continue
-            tracker.mark_killed(key)  # a run of this cell left RUNNING by a killed process
+    todo = []
+    with CellProgress(plan, len(plan.seeds) * len(plan.methods)) as progress:
+        for seed in plan.seeds:
+            for name in plan.methods:
+                key = cell_key(plan, name, seed, task)
+                done = None if plan.force else tracker.finished_run(key)
+                if done is not None:
+                    tracker.add_reused(parent, done)
+                    progress.reused(name, seed, done)
+                    continue
+                tracker.mark_killed(key)  # a run of this cell left RUNNING by a killed process
+                todo.append((name, seed, tags | {"cell_key": key}))
+        if plan.executor == "ray":
+            run_on_ray(plan, parent, todo, progress)
+            return
+        for name, seed, cell_tags in todo:
             progress.start(name, seed)
-            cell_tags = tags | {"cell_key": key}
             run_cell(plan, METHODS[name], task, seed, tracker, parent, cell_tags, progress)
+
+
+def run_on_ray(plan: Plan, parent: str, todo: list, progress: CellProgress) -> None:
+    """One Ray task per cell (a GPU each when the cluster has GPUs); each logs to MLflow itself."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("--executor ray needs Ray: pip install '.[ray]'") from None
+    ray.init(
+        address=plan.ray_address,
+        ignore_reinit_error=True,
+        include_dashboard=False,
+        log_to_driver=False,
+    )
+    gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+    cell = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(ray_cell)
+    pending = {cell.remote(plan, name, seed, parent, t): (name, seed) for name, seed, t in todo}
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        name, seed = pending.pop(ready[0])
+        status = ray.get(ready[0])
+        progress.done(status, {"method": name, "seed": seed} if status != "finished" else {})
+
+
+def ray_cell(plan: Plan, name: str, seed: int, parent: str, tags: dict) -> str:
+    """A cell in a Ray worker: its own task data (from the cache), device and tracker."""
+    plan.device = pick_device("auto" if plan.device.type == "cuda" else plan.device.type)
+    task = load_task(plan.oracle, plan.bench.n_train, plan.bench.n_test, plan.cache_dir)
+    task.oracle.to(plan.device)
+    tracker = Tracker(plan.tracking_uri, plan.experiment)
+    return run_cell(plan, METHODS[name], task, seed, tracker, parent, tags, QuietProgress())
 
 
 def report(tracker: Tracker, parent: str, out_dir: Path, plan: Plan) -> int:

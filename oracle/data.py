@@ -7,6 +7,7 @@ of the evaluation seed: changing how a method trains never changes the data it i
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -79,7 +80,7 @@ def load_task(spec: OracleSpec, n_train: int, n_test: int, cache_dir: Path) -> T
             "test": _sample_split(oracle, identity, "test", n_test).int(),
         }
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")  # unique: parallel workers may race
         torch.save(data, tmp)
         tmp.replace(path)  # atomic: a killed run never leaves half a cache file
     return Task(oracle, identity, data["train"].long(), data["test"].long())

@@ -1,0 +1,53 @@
+"""Scale-out: cells as Ray tasks on a local Ray cluster give the local executor's table."""
+
+import shutil
+
+import pandas as pd
+import pytest
+
+from bench.run import main
+
+ray = pytest.importorskip("ray", reason="the Ray executor is an optional extra: pip install .[ray]")
+
+
+@pytest.fixture(scope="module")
+def local_ray_cluster():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def _run(root, template, executor):
+    root.mkdir()
+    shutil.copy(template, root / "mlflow.db")
+    argv = [
+        "--preset",
+        "smoke",
+        "--methods",
+        "mle",
+        "--seeds",
+        "2",
+        "--executor",
+        executor,
+        "--tracking-uri",
+        f"sqlite:///{root / 'mlflow.db'}",
+        "--experiment",
+        "ray",
+        "--reports-dir",
+        str(root / "reports"),
+        "--cache-dir",
+        str(root.parent / "cache"),
+        "--bench.sweep-alphas",
+        "1",
+    ]
+    assert main(argv) == 0
+    table = pd.read_csv(root / "reports" / "ray" / "table.csv", index_col="method", dtype=str)
+    return table.drop(columns=[c for c in table.columns if "ms" in c or "setup" in c])
+
+
+@pytest.mark.slow
+def test_ray_executor_table_equals_local(tmp_path, _mlflow_template, local_ray_cluster):
+    local = _run(tmp_path / "local", _mlflow_template, "local")
+    remote = _run(tmp_path / "ray", _mlflow_template, "ray")
+    assert "[" in remote.loc["mle", "NLL-oracle ↓"]  # both seeds finished
+    pd.testing.assert_frame_equal(local, remote)
