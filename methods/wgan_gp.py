@@ -2,20 +2,28 @@
 
 After Gulrajani et al. 2017 (§5.5, `gan_language.py`), ported to the autoregressive generator
 (shared/reference/relaxation-gans.md §1.4). At each step the generator emits its softmax p_t over
-the vocabulary and feeds back the expected embedding p_t @ E, so the whole sequence of
-distributions is differentiable. The critic compares those softmax rows with one-hot real rows.
-Real data live on the simplex vertices and fake data inside the simplex, so a JS-type
-discriminator would just reject "not one-hot"; a 1-Lipschitz critic (enforced by the gradient
-penalty) instead gives a gradient that points from the interior towards the vertices.
+the vocabulary and feeds back a differentiable input, so the whole sequence of distributions is
+differentiable. The critic compares those softmax rows with one-hot real rows. Real data live on
+the simplex vertices and fake data inside the simplex, so a JS-type discriminator would just
+reject "not one-hot"; a 1-Lipschitz critic (enforced by the gradient penalty) instead gives a
+gradient that points from the interior towards the vertices.
 
-The unroll is deterministic: with the generator's zero initial state and fixed start token, every
-row of a fake batch is the same sequence of distributions (the shared LSTM has no noise input z).
+The recipe draws a noise z per sequence; the shared LSTM has no noise input (and must keep its
+architecture), and its initial state is zero and its start token fixed. Pure soft feedback
+(p_t @ E at every step, `--wgan-gp.feedback=soft`) is then deterministic: every row of a fake
+batch is the same sequence of distributions, and the critic compares one point with the real
+batch. The randomness therefore enters through the feedback (`Config.feedback`): by default the
+first token is drawn from the generator's own first-step distribution and fed back hard, the
+later steps feed back p_t @ E ("sampled-first"); or Gumbel noise perturbs every fed-back softmax
+("gumbel-soft"). Either way the critic sees the softmax rows p_t, and they differ across rows.
+
 Evaluation samples hard tokens from the generator the ordinary way; a collapsing per-step entropy
 ("train/entropy") is this method's typical failure.
 
 Source key: [WGAN] = igul222/improved_wgan_training gan_language.py at fa66c57 and the WGAN-GP
-paper (arXiv 1704.00028); [RELGAN] = weilinie/RelGAN at 7402725; see
-shared/reference/relaxation-gans.md.
+paper (arXiv 1704.00028); [RELGAN] = weilinie/RelGAN at 7402725; [KHL] = Kusner &
+Hernandez-Lobato 2016, "GANs for sequences of discrete elements with the Gumbel-softmax
+distribution" (arXiv 1611.04051; known from its abstract); see shared/reference/relaxation-gans.md.
 """
 
 from __future__ import annotations
@@ -24,12 +32,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from methods.base import MethodSpec, TrainContext, minibatches
 from methods.config import hp
-from methods.generator import LSTMGenerator
+from methods.generator import LSTMGenerator, sample_categorical
 
 
 @dataclass(frozen=True)
@@ -42,39 +49,77 @@ class Config:
         check="nonneg",
     )
     eval_every: int = hp(
-        100, "updates between evaluations", source="[WGAN] logs n-gram JSD every 100 iterations",
+        100,
+        "updates between evaluations",
+        source="[WGAN] logs n-gram JSD every 100 iterations",
         check="positive",
     )
-    batch_size: int = hp(64, "sequences per batch (real and fake)", source="[WGAN] BATCH_SIZE",
-                         check="positive")
+    batch_size: int = hp(
+        64, "sequences per batch (real and fake)", source="[WGAN] BATCH_SIZE", check="positive"
+    )
     critic_steps: int = hp(
-        10, "critic updates per generator update, each on fresh real and fake batches",
-        source="[WGAN] CRITIC_ITERS ('5 should work fine as well')", check="positive",
+        10,
+        "critic updates per generator update, each on fresh real and fake batches",
+        source="[WGAN] CRITIC_ITERS ('5 should work fine as well')",
+        check="positive",
     )
     gp_lambda: float = hp(10.0, "gradient-penalty weight", source="[WGAN] LAMBDA", check="nonneg")
     g_lr: float = hp(1e-4, "generator Adam learning rate", source="[WGAN]", check="positive")
     critic_lr: float = hp(1e-4, "critic Adam learning rate", source="[WGAN]", check="positive")
-    adam_b1: float = hp(0.5, "Adam beta1 (generator and critic)", source="[WGAN] language script",
-                        check="nonneg")
+    adam_b1: float = hp(
+        0.5, "Adam beta1 (generator and critic)", source="[WGAN] language script", check="nonneg"
+    )
     adam_b2: float = hp(0.9, "Adam beta2 (generator and critic)", source="[WGAN]", check="unit")
     critic_emb_dim: int = hp(
-        512, "width of the critic's linear embedding of the V-dim rows",
-        source="[WGAN] DIM=512, the width of its k=1 input convolution", check="positive",
+        512,
+        "width of the critic's linear embedding of the V-dim rows",
+        source="[WGAN] DIM=512, the width of its k=1 input convolution",
+        check="positive",
     )
     critic_filters: int = hp(
-        128, "critic convolution maps per filter width (widths 2,3,4,5)",
-        source="4 x 128 = [WGAN] DIM=512 features; the widths are [RELGAN]'s", check="positive",
+        128,
+        "critic convolution maps per filter width (widths 2,3,4,5)",
+        source="4 x 128 = [WGAN] DIM=512 features; the widths are [RELGAN]'s",
+        check="positive",
+    )
+    feedback: str = hp(
+        "sampled-first",
+        "what the generator feeds itself at the next step, i.e. where a fake batch gets its "
+        "randomness (the shared LSTM has no noise input z, unlike the recipe). 'soft': p_t @ E at "
+        "every step, the recipe's feedback without its z: deterministic, so every fake row of a "
+        "batch is the same sequence of distributions (degenerate; kept for comparison). "
+        "'sampled-first': the first token is drawn exactly from the generator's first-step "
+        "distribution p_1 and its embedding fed back, then p_t @ E: rows differ by a sample from "
+        "the model, which plays the part of z, and the rest stays differentiable (the critic still "
+        "sees p_1, so the first step gets gradient too). 'gumbel-soft': softmax((o_t + g_t) / "
+        "tau) @ E with Gumbel noise g_t at every step ([KHL]'s Gumbel-softmax feedback; the "
+        "critic still sees p_t = softmax(o_t), not the noisy vector)",
+        source="relaxation-gans.md §1.4 (the recipe's z) and [KHL]; 'sampled-first' is the "
+        "smallest change that makes fake rows differ without a noise input",
+        choices=("soft", "sampled-first", "gumbel-soft"),
+    )
+    tau_feedback: float = hp(
+        1.0,
+        "temperature tau of the fed-back Gumbel-softmax under --wgan-gp.feedback=gumbel-soft "
+        "(unused otherwise): large tau flattens the fed-back vector, small tau approaches a hard "
+        "Gumbel-max sample (exact but with vanishing gradient)",
+        source="1 keeps the fed-back vector a noisy version of p_t itself; [KHL] anneal tau "
+        "(their schedule is not verified in relaxation-gans.md §2.1)",
+        check="positive",
     )
 
 
 PRESETS = {
     # smoke: a handful of updates with a small critic, for the CI end-to-end run (seconds)
-    "smoke": dict(updates=4, eval_every=2, batch_size=16, critic_steps=2, critic_emb_dim=16,
-                  critic_filters=8),
-    # quick: timed on 2 CPU cores, V=5000, 10k sequences: construction + all updates <= ~2.5 min
-    # (see the report in the tests' header); 5 critic steps as [WGAN] allows, 10 evaluations
-    "quick": dict(updates=150, eval_every=15, critic_steps=5, critic_emb_dim=64,
-                  critic_filters=64),
+    "smoke": dict(
+        updates=4, eval_every=2, batch_size=16, critic_steps=2, critic_emb_dim=16, critic_filters=8
+    ),
+    # quick: sized for <= ~2.5 min of construction + updates on 2 CPU cores (V=5000, 10k train):
+    # measured 91 s on one thread, ~73 s on two (0.45-0.57 s per update; 5 critic steps as
+    # [WGAN] allows, 64x4x64 critic); a loaded machine was up to ~1.4x slower; 10 evaluations.
+    # Default feedback sampled-first: 88 s vs 90 s for soft, back to back on one thread;
+    # gumbel-soft draws B x T x V noise per rollout, ~0.3 s more per update (~1.5x)
+    "quick": dict(updates=160, eval_every=16, critic_steps=5, critic_emb_dim=64, critic_filters=64),
     "paper": {},
 }
 
@@ -86,8 +131,9 @@ WIDTHS = (2, 3, 4, 5)  # [RELGAN] discriminator filter widths (widths above T ar
 class SequenceCNN(nn.Module):
     """Scores (B, T, V) rows of one-hot or relaxed tokens: one real-valued output per sequence.
 
-    The first layer is a linear embedding applied by matmul, so a one-hot row reads out exactly
-    one embedding row and a soft row the expected embedding: one function for real and fake.
+    The first layer is a linear embedding (a bias-free Linear from V inputs), so a one-hot row
+    reads out exactly one embedding column and a soft row the expected embedding: one function
+    for real and fake (`embed_tokens` is the same map on one-hot rows, as a cheap lookup).
     No batch (or any other) normalisation: it would couple the samples of a batch and break the
     per-sample gradient penalty. Max-over-time pooling and a highway layer follow SeqGAN's D.
     """
@@ -96,7 +142,7 @@ class SequenceCNN(nn.Module):
         super().__init__()
         widths = [w for w in WIDTHS if w <= seq_len]
         features = filters * len(widths)
-        self.embedding = nn.Parameter(torch.empty(vocab_size, emb_dim))
+        self.embedding = nn.Linear(vocab_size, emb_dim, bias=False)
         self.convs = nn.ModuleList(nn.Conv1d(emb_dim, filters, w) for w in widths)
         self.transform = nn.Linear(features, features)
         self.gate = nn.Linear(features, features)
@@ -104,50 +150,111 @@ class SequenceCNN(nn.Module):
 
     @torch.no_grad()
     def init_(self, rng: torch.Generator) -> SequenceCNN:
-        """Embedding ~ N(0, 1) (a row lookup has fan-in 1), weights ~ N(0, 1/fan_in), biases 0.
+        """Weights ~ N(0, 1/fan_in), biases 0, drawn from `rng` (not torch's global generator).
 
-        Drawn from `rng` rather than torch's global generator so runs are reproducible.
+        Fan-in scaling of the V-input embedding keeps the input gradient O(1) at the start.
         """
         for p in self.parameters():
-            fan_in = 1 if p is self.embedding else p[0].numel()
-            draw = torch.randn(p.shape, generator=rng, device=p.device) / fan_in**0.5
+            draw = torch.randn(p.shape, generator=rng, device=p.device) / p[0].numel() ** 0.5
             p.copy_(draw if p.dim() > 1 else torch.zeros_like(p))
         return self
 
-    def forward(self, x: Tensor) -> Tensor:
-        e = (x @ self.embedding).transpose(1, 2)  # (B, E, T)
+    def embed(self, x: Tensor) -> Tensor:
+        return self.embedding(x)  # (B, T, V) -> (B, T, E)
+
+    def embed_tokens(self, tokens: Tensor) -> Tensor:
+        return self.embedding.weight.T[tokens]  # (B, T) -> (B, T, E) = embed(one_hot(tokens))
+
+    def score(self, e: Tensor) -> Tensor:
+        """The network above the embedding: (B, T, E) -> (B,)."""
+        e = e.transpose(1, 2)  # (B, E, T)
         h = torch.cat([conv(e).relu().amax(dim=2) for conv in self.convs], dim=1)  # (B, F)
         gate = torch.sigmoid(self.gate(h))  # (B, F)
         h = gate * self.transform(h).relu() + (1 - gate) * h  # (B, F): highway
         return self.out(h).squeeze(1)  # (B,)
 
+    def forward(self, x: Tensor) -> Tensor:
+        return self.score(self.embed(x))  # (B, T, V) -> (B,)
+
 
 # ----- the pieces of the algorithm -----
-def soft_rollout(generator: LSTMGenerator, n: int) -> Tensor:
-    """(n, T, V): the softmax at every step, feeding back the expected embedding p_t @ E."""
+def gumbel_noise(shape: tuple[int, ...], rng: torch.Generator, device: torch.device) -> Tensor:
+    """Standard Gumbel noise -log(-log u), u ~ U[0, 1) from `rng` (as methods/gumbel.py)."""
+    u = torch.rand(shape, generator=rng, device=device)
+    neg_log_u = (-torch.log(u.clamp_min(1e-10))).clamp_min(1e-10)  # in (0, 23]: u = 0 stays finite
+    return -torch.log(neg_log_u)
+
+
+# The next step's input embedding (B, E) from step t's logits (B, V) and softmax p (B, V); one
+# function per `Config.feedback` choice, with a common signature.
+def soft_feedback(
+    gen: LSTMGenerator, t: int, logits: Tensor, p: Tensor, rng: torch.Generator, tau: float
+) -> Tensor:
+    return p @ gen.embedding.weight  # (B, E): the expected embedding
+
+
+def sampled_first_feedback(
+    gen: LSTMGenerator, t: int, logits: Tensor, p: Tensor, rng: torch.Generator, tau: float
+) -> Tensor:
+    if t > 0:
+        return p @ gen.embedding.weight  # (B, E)
+    return gen.embedding(sample_categorical(p.detach(), rng))  # (B, E): an exact draw from p_1
+
+
+def gumbel_soft_feedback(
+    gen: LSTMGenerator, t: int, logits: Tensor, p: Tensor, rng: torch.Generator, tau: float
+) -> Tensor:
+    g = gumbel_noise(logits.shape, rng, logits.device)  # (B, V)
+    return torch.softmax((logits + g) / tau, dim=-1) @ gen.embedding.weight  # (B, E)
+
+
+FEEDBACK = {
+    "soft": soft_feedback,
+    "sampled-first": sampled_first_feedback,
+    "gumbel-soft": gumbel_soft_feedback,
+}
+
+
+def soft_rollout(
+    generator: LSTMGenerator, n: int, rng: torch.Generator, feedback: str, tau: float = 1.0
+) -> Tensor:
+    """(n, T, V): the softmax p_t at every step; the next input is chosen by FEEDBACK[feedback]."""
+    feed = FEEDBACK[feedback]
     x = generator.embedding(generator.start_tokens(n))  # (B, E)
     state = generator.initial_state(n)
     probs = []
-    for _ in range(generator.seq_len):
+    for t in range(generator.seq_len):
         logits, state = generator.step_embedded(x, state)  # (B, V)
         p = torch.softmax(logits, dim=-1)  # (B, V)
         probs.append(p)
-        x = p @ generator.embedding.weight  # (B, E): differentiable, unlike a sampled token
+        x = feed(generator, t, logits, p, rng, tau)  # (B, E): differentiable in p or logits
     return torch.stack(probs, dim=1)  # (B, T, V)
 
 
 def gradient_penalty(
-    critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, rng: torch.Generator,
+    critic: Callable[[Tensor], Tensor],
+    real: Tensor,
+    fake: Tensor,
+    rng: torch.Generator,
     lam: float,
+    metric: Tensor | None = None,
 ) -> Tensor:
-    """lam * E[(||grad_x critic(x)||_2 - 1)^2] at x = real + a (fake - real), a ~ U[0, 1] per row.
+    """lam * E[(||grad_x critic(x)|| - 1)^2] at x = real + a (fake - real), a ~ U[0, 1] per row.
 
-    The norm is over each sequence's whole (T, V) input, as [WGAN] (two-sided penalty).
+    The norm is over each sequence's whole (T, D) input, as [WGAN] (two-sided penalty). With a
+    `metric` M (D, D) the squared norm is sum_t g_t M g_t^T: for critic(x) = score(x W^T) the
+    input gradient is (grad_e score) W, so penalising `score` on embedded rows with M = W W^T is
+    the same penalty as on the (B, T, V) rows (interpolation commutes with the linear map),
+    without any (B, T, V) tensor.
     """
     a = torch.rand(real.shape[0], 1, 1, generator=rng, device=real.device)  # (B, 1, 1)
-    x = (real + a * (fake - real)).requires_grad_(True)  # (B, T, V)
-    (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)  # (B, T, V)
-    return lam * (grad.flatten(1).norm(dim=1) - 1).square().mean()
+    x = (real + a * (fake - real)).requires_grad_(True)  # (B, T, D)
+    (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)  # (B, T, D)
+    if metric is None:
+        sq_norm = grad.square().sum(dim=(1, 2))  # (B,)
+    else:
+        sq_norm = torch.einsum("btd,de,bte->b", grad, metric, grad)  # (B,)
+    return lam * (sq_norm.clamp_min(1e-12).sqrt() - 1).square().mean()
 
 
 def entropy(probs: Tensor) -> Tensor:
@@ -170,16 +277,22 @@ class WGANGPTrainer:
         self.c_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr, betas=betas)
         self.batches = minibatches(task.train, cfg.batch_size, ctx.rng, ctx.device)
 
-    def real_batch(self) -> Tensor:
-        x = next(self.batches)  # (B, T)
-        return F.one_hot(x, self.generator.vocab_size).float()  # (B, T, V)
+    def rollout(self) -> Tensor:
+        """A fake batch (B, T, V) of softmax rows, with the configured feedback."""
+        cfg = self.cfg
+        return soft_rollout(
+            self.generator, cfg.batch_size, self.rng, cfg.feedback, cfg.tau_feedback
+        )
 
     def critic_step(self) -> dict[str, float]:
-        real = self.real_batch()  # (B, T, V)
+        critic = self.critic
+        real = critic.embed_tokens(next(self.batches))  # (B, T, E): one-hot rows, as a lookup
         with torch.no_grad():
-            fake = soft_rollout(self.generator, self.cfg.batch_size)  # (B, T, V)
-        gp = gradient_penalty(self.critic, real, fake, self.rng, self.cfg.gp_lambda)
-        w_dist = self.critic(real).mean() - self.critic(fake).mean()  # the critic's W estimate
+            fake = self.rollout()  # (B, T, V)
+        fake = critic.embed(fake)  # (B, T, E)
+        w = critic.embedding.weight  # (E, V)
+        gp = gradient_penalty(critic.score, real, fake, self.rng, self.cfg.gp_lambda, w @ w.T)
+        w_dist = critic.score(real).mean() - critic.score(fake).mean()  # the critic's W estimate
         loss = -w_dist + gp
         self.c_opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -188,7 +301,7 @@ class WGANGPTrainer:
 
     def generator_loss(self) -> tuple[Tensor, Tensor]:
         """(-E[critic(fake)], entropy of the per-step distributions), fake with gradient."""
-        fake = soft_rollout(self.generator, self.cfg.batch_size)  # (B, T, V)
+        fake = self.rollout()  # (B, T, V)
         return -self.critic(fake).mean(), entropy(fake.detach())
 
     def step(self) -> dict[str, float]:

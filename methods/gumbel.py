@@ -1,0 +1,295 @@
+"""Gumbel-softmax GAN, RelGAN-style: exact hard sampling, relaxed one-hot vectors for the critic.
+
+After Nie et al. 2019 (RelGAN) on the shared LSTM (shared/reference/relaxation-gans.md §2.2). At
+each step the generator draws an exact sample with the Gumbel-max trick, token = argmax(o_t + g_t),
+and feeds back that HARD token, so its forward pass is ordinary sampling. The discriminator sees
+the relaxed one-hot softmax(beta (o_t + g_t)) instead of the token, so gradients reach the logits
+o_t (and through the hidden states, the earlier steps; none flow through the fed-back tokens).
+The inverse temperature beta rises from 1 to beta_max over the adversarial updates: a larger beta
+makes the relaxed vectors closer to one-hot but the gradients noisier (Var ~ beta^2).
+
+Not copied from RelGAN: its relational-memory generator (the shared LSTM is the point), its 64
+one-dimensional discriminator representations and its dropout (which would need torch's global
+generator; all randomness here comes from the run's own generator).
+
+Source key: [RELGAN] = weilinie/RelGAN at 7402725 (code) and the ICLR-2019 submission (paper);
+see shared/reference/relaxation-gans.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from methods.base import MethodSpec, TrainContext, minibatches
+from methods.config import hp
+from methods.generator import LSTMGenerator
+
+
+@dataclass(frozen=True)
+class Config:
+    updates: int = hp(
+        3000,
+        "generator updates after pre-training (the annealing horizon N of beta)",
+        source="[RELGAN] oracle nadv_steps=3000",
+        check="nonneg",
+    )
+    eval_every: int = hp(
+        20,
+        "updates between evaluations",
+        source="[RELGAN] evaluates every 20 steps",
+        check="positive",
+    )
+    batch_size: int = hp(
+        64, "sequences per batch (real and fake)", source="[RELGAN]", check="positive"
+    )
+    d_steps: int = hp(
+        5,
+        "discriminator updates per generator update, on fresh batches",
+        source="[RELGAN] dsteps=5",
+        check="positive",
+    )
+    g_lr: float = hp(
+        1e-4,
+        "generator Adam learning rate",
+        source="[RELGAN] adversarial Adam 1e-4",
+        check="positive",
+    )
+    d_lr: float = hp(
+        1e-4,
+        "discriminator Adam learning rate",
+        source="[RELGAN] adversarial Adam 1e-4",
+        check="positive",
+    )
+    adam_b1: float = hp(
+        0.9,
+        "Adam beta1 (generator and discriminator)",
+        source="[RELGAN] (the TensorFlow default)",
+        check="nonneg",
+    )
+    adam_b2: float = hp(
+        0.999,
+        "Adam beta2 (generator and discriminator)",
+        source="[RELGAN] (the TensorFlow default)",
+        check="unit",
+    )
+    clip: float = hp(
+        5.0,
+        "global gradient-norm clip (generator and discriminator)",
+        source="[RELGAN] global-norm clip 5.0",
+        check="positive",
+    )
+    beta_max: float = hp(
+        100.0,
+        "final inverse temperature beta of the relaxed one-hot vectors",
+        source="[RELGAN] real-data runs and the top of its synthetic sweep {2,5,10,100}; the "
+        "paper's Table 1 oracle row used 1 (no annealing)",
+        check="ge1",
+    )
+    beta_schedule: str = hp(
+        "exp",
+        "beta annealing over the N=updates adversarial steps i=0..N-1: exp = "
+        "beta_max^(i/N), lin = 1 + i/(N-1) (beta_max-1)",
+        source="[RELGAN] get_fixed_temperature 'exp' (its code fixes N=5000; here N=updates)",
+        choices=("exp", "lin"),
+    )
+    loss: str = hp(
+        "rsgan",
+        "adversarial loss: rsgan = relativistic standard GAN, standard = non-saturating",
+        source="[RELGAN] paper §2.4: RSGAN beat standard and hinge on synthetic data",
+        choices=("rsgan", "standard"),
+    )
+    d_emb_dim: int = hp(
+        64,
+        "width of the discriminator's linear embedding of the V-dim rows",
+        source="[RELGAN] dis_emb_dim",
+        check="positive",
+    )
+    d_filters: int = hp(
+        300,
+        "discriminator convolution maps per filter width (widths 2,3,4,5)",
+        source="[RELGAN] 300 filters per width",
+        check="positive",
+    )
+
+
+PRESETS = {
+    # smoke: a handful of updates with a small discriminator, for the CI end-to-end run (seconds)
+    "smoke": dict(updates=4, eval_every=2, batch_size=16, d_steps=2, d_emb_dim=16, d_filters=8),
+    # quick: sized for <= ~2.5 min of construction + updates on 2 CPU cores (V=5000, 10k train):
+    # measured 87 s on one thread, ~72 s on two (0.45-0.54 s per update; 3 D steps, 64x4x64 D);
+    # a loaded machine was up to ~1.7x slower; beta still annealed 1 -> ~100; 10 evaluations
+    "quick": dict(updates=160, eval_every=16, d_steps=3, d_filters=64),
+    "paper": {},
+}
+
+
+# ----- the critic: a Kim-style CNN over (B, T, V) rows, identical in methods/wgan_gp.py -----
+WIDTHS = (2, 3, 4, 5)  # [RELGAN] discriminator filter widths (widths above T are dropped)
+
+
+class SequenceCNN(nn.Module):
+    """Scores (B, T, V) rows of one-hot or relaxed tokens: one real-valued output per sequence.
+
+    The first layer is a linear embedding (a bias-free Linear from V inputs), so a one-hot row
+    reads out exactly one embedding column and a soft row the expected embedding: one function
+    for real and fake (`embed_tokens` is the same map on one-hot rows, as a cheap lookup).
+    No batch (or any other) normalisation: it would couple the samples of a batch and break the
+    per-sample gradient penalty. Max-over-time pooling and a highway layer follow SeqGAN's D.
+    """
+
+    def __init__(self, vocab_size: int, emb_dim: int, filters: int, seq_len: int) -> None:
+        super().__init__()
+        widths = [w for w in WIDTHS if w <= seq_len]
+        features = filters * len(widths)
+        self.embedding = nn.Linear(vocab_size, emb_dim, bias=False)
+        self.convs = nn.ModuleList(nn.Conv1d(emb_dim, filters, w) for w in widths)
+        self.transform = nn.Linear(features, features)
+        self.gate = nn.Linear(features, features)
+        self.out = nn.Linear(features, 1)
+
+    @torch.no_grad()
+    def init_(self, rng: torch.Generator) -> SequenceCNN:
+        """Weights ~ N(0, 1/fan_in), biases 0, drawn from `rng` (not torch's global generator).
+
+        Fan-in scaling of the V-input embedding keeps the input gradient O(1) at the start.
+        """
+        for p in self.parameters():
+            draw = torch.randn(p.shape, generator=rng, device=p.device) / p[0].numel() ** 0.5
+            p.copy_(draw if p.dim() > 1 else torch.zeros_like(p))
+        return self
+
+    def embed(self, x: Tensor) -> Tensor:
+        return self.embedding(x)  # (B, T, V) -> (B, T, E)
+
+    def embed_tokens(self, tokens: Tensor) -> Tensor:
+        return self.embedding.weight.T[tokens]  # (B, T) -> (B, T, E) = embed(one_hot(tokens))
+
+    def score(self, e: Tensor) -> Tensor:
+        """The network above the embedding: (B, T, E) -> (B,)."""
+        e = e.transpose(1, 2)  # (B, E, T)
+        h = torch.cat([conv(e).relu().amax(dim=2) for conv in self.convs], dim=1)  # (B, F)
+        gate = torch.sigmoid(self.gate(h))  # (B, F)
+        h = gate * self.transform(h).relu() + (1 - gate) * h  # (B, F): highway
+        return self.out(h).squeeze(1)  # (B,)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.score(self.embed(x))  # (B, T, V) -> (B,)
+
+
+# ----- the pieces of the algorithm -----
+def beta_at(i: int, n: int, beta_max: float, schedule: str) -> float:
+    """Inverse temperature at adversarial step i of n (i = 0..n-1); starts at 1 ([RELGAN])."""
+    if schedule == "exp":
+        return beta_max ** (i / max(n, 1))
+    return 1 + i / max(n - 1, 1) * (beta_max - 1)
+
+
+def gumbel_noise(shape: tuple[int, ...], rng: torch.Generator, device: torch.device) -> Tensor:
+    """Standard Gumbel noise -log(-log u), u ~ U[0, 1) from `rng`; clamped so u = 0 stays finite."""
+    u = torch.rand(shape, generator=rng, device=device)
+    neg_log_u = (-torch.log(u.clamp_min(1e-10))).clamp_min(1e-10)  # in (0, 23]
+    return -torch.log(neg_log_u)
+
+
+def gumbel_rollout(
+    generator: LSTMGenerator, n: int, beta: float, rng: torch.Generator
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Sample n sequences with hard feedback: tokens (n, T), the relaxed one-hots (n, T, V)
+    softmax(beta (logits + g)), differentiable in the logits, and the logits (n, T, V), detached."""
+    tokens, state = generator.start_tokens(n), generator.initial_state(n)
+    out, relaxed, logits_seq = [], [], []
+    for _ in range(generator.seq_len):
+        logits, state = generator.step(tokens, state)  # (B, V)
+        perturbed = logits + gumbel_noise(logits.shape, rng, logits.device)  # (B, V)
+        tokens = perturbed.detach().argmax(dim=-1)  # (B,): an exact sample of softmax(logits)
+        out.append(tokens)
+        relaxed.append(torch.softmax(beta * perturbed, dim=-1))  # (B, V)
+        logits_seq.append(logits.detach())
+    return torch.stack(out, dim=1), torch.stack(relaxed, dim=1), torch.stack(logits_seq, dim=1)
+
+
+def entropy(logits: Tensor) -> Tensor:
+    """Mean entropy (nats) of the distributions softmax(logits) over the rows of (..., V)."""
+    logp = torch.log_softmax(logits, dim=-1)
+    return -(logp.exp() * logp).sum(dim=-1).mean()
+
+
+def gan_losses(kind: str, d_real: Tensor, d_fake: Tensor) -> tuple[Tensor, Tensor]:
+    """(d_loss, g_loss) from the discriminator's logits (B,); BCE(z, 1) = softplus(-z).
+
+    rsgan pairs real and fake element-wise: BCE(D(real) - D(fake), 1) and the reverse for G.
+    """
+    if kind == "rsgan":
+        return F.softplus(d_fake - d_real).mean(), F.softplus(d_real - d_fake).mean()
+    return F.softplus(-d_real).mean() + F.softplus(d_fake).mean(), F.softplus(-d_fake).mean()
+
+
+class GumbelTrainer:
+    """One step = `d_steps` discriminator updates, then one generator update at the current beta."""
+
+    def __init__(self, cfg: Config, ctx: TrainContext, generator: LSTMGenerator) -> None:
+        self.cfg, self.generator, self.rng = cfg, generator, ctx.rng
+        task = ctx.task
+        self.disc = SequenceCNN(task.vocab_size, cfg.d_emb_dim, cfg.d_filters, task.seq_len)
+        self.disc.to(ctx.device).init_(ctx.rng)
+        betas = (cfg.adam_b1, cfg.adam_b2)
+        self.g_opt = torch.optim.Adam(generator.parameters(), lr=cfg.g_lr, betas=betas)
+        self.d_opt = torch.optim.Adam(self.disc.parameters(), lr=cfg.d_lr, betas=betas)
+        self.batches = minibatches(task.train, cfg.batch_size, ctx.rng, ctx.device)
+        self.i = 0  # adversarial steps done: the position on the beta schedule
+
+    @property
+    def beta(self) -> float:
+        return beta_at(self.i, self.cfg.updates, self.cfg.beta_max, self.cfg.beta_schedule)
+
+    def real_scores(self) -> Tensor:
+        """D's logits (B,) on a fresh batch of real sequences (one-hot rows, as a lookup)."""
+        return self.disc.score(self.disc.embed_tokens(next(self.batches)))
+
+    def d_step(self) -> dict[str, float]:
+        with torch.no_grad():
+            _, fake, _ = gumbel_rollout(self.generator, self.cfg.batch_size, self.beta, self.rng)
+        d_loss, _ = gan_losses(self.cfg.loss, self.real_scores(), self.disc(fake))
+        self.d_opt.zero_grad(set_to_none=True)
+        d_loss.backward()
+        nn.utils.clip_grad_norm_(self.disc.parameters(), self.cfg.clip)
+        self.d_opt.step()
+        return {"train/d_loss": d_loss.item()}
+
+    def generator_loss(self) -> tuple[Tensor, Tensor]:
+        """(g_loss, entropy of the per-step distributions), relaxed fakes with gradient."""
+        _, fake, logits = gumbel_rollout(self.generator, self.cfg.batch_size, self.beta, self.rng)
+        _, g_loss = gan_losses(self.cfg.loss, self.real_scores(), self.disc(fake))
+        return g_loss, entropy(logits)
+
+    def step(self) -> dict[str, float]:
+        for _ in range(self.cfg.d_steps):
+            stats = self.d_step()
+        self.disc.requires_grad_(False)  # the generator step needs no discriminator gradients
+        g_loss, ent = self.generator_loss()
+        self.g_opt.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.disc.requires_grad_(True)
+        grad_norm = nn.utils.clip_grad_norm_(self.generator.parameters(), self.cfg.clip)
+        self.g_opt.step()
+        beta, self.i = self.beta, self.i + 1
+        return {
+            **stats,
+            "train/g_loss": g_loss.item(),
+            "train/entropy": ent.item(),
+            "train/beta": beta,
+            "train/grad_norm": grad_norm.item(),
+        }
+
+
+METHOD = MethodSpec(
+    name="gumbel",
+    summary="RelGAN-style Gumbel-softmax GAN: hard Gumbel-max feedback, relaxed one-hots to D",
+    config=Config,
+    presets=PRESETS,
+    make_trainer=GumbelTrainer,
+)
