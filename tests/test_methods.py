@@ -1,4 +1,4 @@
-"""Every registered method, tested the moment it is registered: config, presets, trainer contract."""
+"""Every registered method, tested once registered: config, presets, trainer contract."""
 
 import dataclasses
 import math

@@ -1,0 +1,59 @@
+"""Rollout cost per batch at the paper's configuration: the original's loops vs the fast rollout.
+
+B = 64 samples, N = 16 completions per prefix, T = 20, V = 5000, the paper's 7.0M-parameter
+discriminator. Run: `.venv/bin/pytest tests/test_rollout_benchmark.py --benchmark-only -p no:xdist`
+(both tests are in group "rollout"; the speed-up is the ratio of their means). With
+`--benchmark-disable` each body runs once and only the output checks apply.
+"""
+
+import pytest
+import torch
+
+from methods.generator import LSTMGenerator
+from methods.seqgan import (
+    Config,
+    Discriminator,
+    completions_scored,
+    fast_rollout_rewards,
+    parse_widths,
+    reference_rollout_rewards,
+)
+
+B, N, T, V = 64, 16, 20, 5000
+
+
+@pytest.fixture(scope="module")
+def paper_setup():
+    generator = LSTMGenerator().init_normal_(0.1, torch.Generator().manual_seed(0))
+    cfg = Config()
+    discriminator = Discriminator(V, T, cfg.d_emb_dim, *parse_widths(cfg))
+    discriminator.init_original_(torch.Generator().manual_seed(1))
+    assert sum(p.numel() for p in discriminator.parameters()) == 7_045_402
+    x = generator.sample(B, rng=torch.Generator().manual_seed(2))
+    return generator, discriminator, x
+
+
+def run(benchmark, rollout, paper_setup, rounds, **kwargs):
+    generator, discriminator, x = paper_setup
+    rng = torch.Generator().manual_seed(3)
+    rewards = benchmark.pedantic(
+        lambda: rollout(generator, discriminator, x, N, rng, **kwargs), rounds=rounds, iterations=1
+    )
+    assert rewards.shape == (B, T) and ((rewards > 0) & (rewards < 1)).all()
+    with torch.no_grad():  # the last position is D(x) itself, exactly
+        assert torch.allclose(rewards[:, -1], discriminator.prob_real(x), atol=1e-5)
+    if not benchmark.disabled:
+        per_batch = benchmark.stats.stats.mean
+        benchmark.extra_info["completions_per_s"] = completions_scored(B, T, N) / per_batch
+        benchmark.extra_info["ms_per_batch"] = 1000 * per_batch
+    return rewards
+
+
+@pytest.mark.benchmark(group="rollout")
+def test_reference_rollout(benchmark, paper_setup):
+    run(benchmark, reference_rollout_rewards, paper_setup, rounds=3)
+
+
+@pytest.mark.benchmark(group="rollout")
+def test_fast_rollout(benchmark, paper_setup):
+    run(benchmark, fast_rollout_rewards, paper_setup, rounds=5, chunk=Config().rollout_chunk)
