@@ -30,7 +30,7 @@ from methods import METHODS
 from methods.base import PRESET_NAMES, MethodSpec, TrainContext
 from methods.config import ConfigError, build, flatten, parse_floats
 from methods.generator import UnigramModel
-from oracle.data import DEFAULT_PAPER_ORACLE, OracleSpec, Task, load_task
+from oracle.data import DEFAULT_PAPER_ORACLE, OracleSpec, Task, build_oracle, load_task
 from oracle.model import OracleFileError
 
 ORACLES = ("random", "seqgan-paper")
@@ -374,6 +374,7 @@ def check_writable(path: Path) -> None:
 
 def execute(plan: Plan) -> int:
     out_dir = plan.reports_dir / plan.experiment
+    build_oracle(plan.oracle)  # a bad oracle file fails here, before anything is written
     check_writable(out_dir)
     tracker = Tracker(plan.tracking_uri, plan.experiment)
     task = load_task(plan.oracle, plan.bench.n_train, plan.bench.n_test, plan.cache_dir)

@@ -141,7 +141,8 @@ class Config:
         1024,
         "completions the fast rollout samples and scores together (memory vs. batching; "
         "results depend on it only through the order of random draws)",
-        source="tuning run: 2 CPU cores, paper configuration (tests/test_rollout_benchmark.py)",
+        source="tuning: 256, 512 and 1024 within noise on 2 CPU cores at the paper configuration; "
+        "1024 = N*B, one prefix length of the paper batch at a time",
         check="positive",
     )
 
@@ -150,9 +151,9 @@ class Config:
 class ConstConfig(Config):
     constant_reward: float = hp(
         1.0,
-        "the reward every token gets instead of the rollout's. With Adam (scale-invariant up to "
-        "its epsilon) any positive value gives the same updates; 1.0 is the reward of a fully "
-        "fooled D",
+        "the reward every token gets instead of the rollout's; 1.0 is what a fully fooled D "
+        "gives. The gradient clip and Adam are both scale-free, so any positive value gives "
+        "nearly the same updates",
         source="control of [HEAD] issue #21, which used 2",
     )
 
@@ -288,6 +289,7 @@ class WindowScorer:
     (ReLU and max commute, and every feature is >= 0, so the ReLU is the prefix max's floor 0).
     """
 
+    @torch.no_grad()
     def __init__(self, discriminator: Discriminator) -> None:
         d, v = discriminator, discriminator.vocab_size
         emb = d.embedding.weight  # (V, E)
@@ -417,11 +419,12 @@ class StepTables:
     V is the sampling cost). Same gate equations and order (i, f, g, o) as `torch.nn.LSTM`.
     """
 
+    @torch.no_grad()
     def __init__(self, generator: LSTMGenerator) -> None:
         lstm, log2e = generator.lstm, 1 / math.log(2)
         bias = lstm.bias_ih_l0 + lstm.bias_hh_l0  # (4H,)
         self.gates_in = torch.addmm(bias, generator.embedding.weight, lstm.weight_ih_l0.T)
-        self.w_hh = lstm.weight_hh_l0.T  # (H, 4H)
+        self.w_hh = lstm.weight_hh_l0.detach().T  # (H, 4H)
         # read-out with its bias as an extra input row: mm writes the logits in one pass (H+1, V)
         self.w_out = torch.cat([generator.out.weight.T, generator.out.bias[None]]) * log2e
         self.start, self.block = generator.start_token, _block_size(generator.vocab_size)
@@ -544,7 +547,9 @@ class SeqGANTrainer:
             "reference": reference_rollout_rewards,
         }
         self.rollout = rollouts[cfg.rollout]
-        self.train_discriminator(cfg.d_pretrain_steps, cfg.d_pretrain_epochs)
+        self.pretrain_scalars = self.train_discriminator(
+            cfg.d_pretrain_steps, cfg.d_pretrain_epochs
+        )
 
     # ----- rewards -----
     def rewards(self, x: Tensor) -> tuple[Tensor, dict[str, float]]:

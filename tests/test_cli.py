@@ -34,6 +34,13 @@ CASES = [
     (["--mle.lr", "-0.1"], "--mle.lr=-0.1 is not valid: must be > 0"),
     (["--mle.lr", "fast"], "--mle.lr='fast' is not valid: expected float"),
     (["--bench.n-train", "0"], "--bench.n-train=0 is not valid: must be > 0"),
+    (["--bench.sweep-alphas", "0"], "--bench.sweep-alphas='0' is not valid: must be a non-empty"),
+    (["--bench.sweep-alphas", "1,-2"], "--bench.sweep-alphas='1,-2' is not valid"),
+    (["--bench.sweep-alphas", ""], "--bench.sweep-alphas='' is not valid"),
+    (["--seqgan.rollout-num", "0"], "--seqgan.rollout-num=0 is not valid: must be > 0"),
+    (["--seqgan.rollout-num", "1.5"], "--seqgan.rollout-num='1.5' is not valid: expected int"),
+    (["--gumbel.beta-max", "-1"], "--gumbel.beta-max=-1.0 is not valid"),
+    (["--wgan-gp.feedback", "hard"], "--wgan-gp.feedback='hard' is not valid; choose from"),
     (["--seeds", "x"], "--seeds 'x' is not an integer"),
     (["--seeds", "0"], "a count of seeds must be >= 1"),
     (["--seeds", "1", "1"], "seeds must be distinct"),
@@ -67,7 +74,7 @@ def test_bad_options_exit_2_with_one_line(argv, message, tmp_path, mlflow_uri, c
         ("payload", "refusing to unpickle global"),
     ],
 )
-def test_bad_oracle_files_exit_2(kind, message, tmp_path, mlflow_uri, capsys):
+def test_bad_oracle_files_exit_2(kind, message, tmp_path, capsys):
     path = _bad_oracle_files(tmp_path)[kind]
     rc = main(
         [
@@ -78,15 +85,18 @@ def test_bad_oracle_files_exit_2(kind, message, tmp_path, mlflow_uri, capsys):
             "--oracle-path",
             str(path),
             "--tracking-uri",
-            mlflow_uri,
+            f"sqlite:///{tmp_path / 'fresh.db'}",
             "--cache-dir",
             str(tmp_path),
             "--reports-dir",
-            str(tmp_path),
+            str(tmp_path / "reports"),
         ]
     )
     err = capsys.readouterr().err
     assert rc == 2 and message in err and str(path) in err and err.count("\n") == 1
+    # refused before anything was written: no store, no data cache, no report folder
+    assert not (tmp_path / "fresh.db").exists() and not list(tmp_path.glob("data-*"))
+    assert not (tmp_path / "reports").exists()
 
 
 def test_read_only_reports_dir_is_refused_before_any_work(tmp_path, mlflow_uri, capsys):

@@ -82,13 +82,13 @@ def test_window_scorer_features_equal_the_plain_forward():
 
 def test_step_tables_equal_the_generator_step(task):
     gen = tiny_generator(task, std=1.0)
-    tables = StepTables(gen)
+    tables = StepTables(gen)  # works outside no_grad too: the tables are plain tensors
     toks = tokens((7,), seed=3)
     h, c = torch.randn(7, 8) * 0.5, torch.randn(7, 8) * 0.5
     with torch.no_grad():
         logits, (h2, c2) = gen.step(toks, (h[None], c[None]))
-        h3, c3 = tables.step(toks, h, c)
-        w = tables.weights(h3)
+    h3, c3 = tables.step(toks, h, c)
+    w = tables.weights(h3, out=torch.empty(7, V))
     assert torch.allclose(h3, h2[0], atol=1e-6) and torch.allclose(c3, c2[0], atol=1e-6)
     probs = w / w.sum(dim=1, keepdim=True)
     assert torch.allclose(probs, torch.softmax(logits, dim=-1), atol=1e-6)
