@@ -1,0 +1,91 @@
+"""CUDA check and timing: every registered method's trainer on CUDA, evaluation, rollouts.
+
+Run on a GPU machine from the project root: `python tools/gpu_check.py` (writes
+$OUT/gpu_check.json when OUT is set). Per-update times of the `paper` preset come from a few
+updates per method (SeqGAN's discriminator pre-training shortened to one d-step for the check).
+"""
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, ".")
+from bench.evaluate import curve_point, final_metrics  # noqa: E402
+from methods import METHODS, mle  # noqa: E402
+from methods.base import TrainContext  # noqa: E402
+from methods.config import build  # noqa: E402
+from methods.generator import LSTMGenerator  # noqa: E402
+from methods.seqgan import (  # noqa: E402
+    Config,
+    Discriminator,
+    fast_rollout_rewards,
+    parse_widths,
+    reference_rollout_rewards,
+)
+from oracle.data import OracleSpec, load_task  # noqa: E402
+
+DEV = torch.device("cuda")
+
+
+def timed_ms(f, n: int) -> float:
+    f()
+    torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(n):
+        f()
+    torch.cuda.synchronize()
+    return (time.perf_counter() - t) / n * 1000
+
+
+def method_rates(task, gen0) -> dict:
+    res = {}
+    for preset in ("quick", "paper"):
+        for name, spec in METHODS.items():
+            overrides = dict(spec.presets[preset])
+            if preset == "paper" and name.startswith("seqgan"):
+                overrides["d_pretrain_steps"] = 1
+            cfg = build(spec.config, name, overrides, {})
+            gen = LSTMGenerator().to(DEV)
+            gen.load_state_dict(gen0.state_dict())
+            rng = torch.Generator(device=DEV).manual_seed(0)
+            t0 = time.perf_counter()
+            trainer = spec.make_trainer(cfg, TrainContext(task, DEV, rng, 0), gen)
+            setup_s = time.perf_counter() - t0
+            ms = timed_ms(trainer.step, 3)
+            finite = all(v == v for v in trainer.step().values())
+            res[f"{preset}/{name}"] = dict(setup_s=setup_s, ms_per_update=ms, finite=finite)
+            print(preset, name, res[f"{preset}/{name}"], flush=True)
+    return res
+
+
+def main() -> None:
+    task = load_task(OracleSpec(), 10000, 10000, Path("/tmp/cache"))
+    task.oracle.to(DEV)
+    gen0 = LSTMGenerator().init_normal_(0.1, torch.Generator().manual_seed(0)).to(DEV)
+    out = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__}
+    out["methods"] = method_rates(task, gen0)
+    ctx = TrainContext(task, DEV, torch.Generator(device=DEV).manual_seed(0), 0)
+    out["mle_ms_per_update"] = timed_ms(mle.MLETrainer(mle.Config(), ctx, gen0).step, 50)
+    out["curve_point_ms"] = timed_ms(lambda: curve_point(gen0, task, 2000, 1, DEV), 2)
+    out["final_metrics_ms"] = timed_ms(lambda: final_metrics(gen0, task, 10000, 1000, 1, DEV), 1)
+    cfg = Config()
+    disc = Discriminator(5000, 20, cfg.d_emb_dim, *parse_widths(cfg))
+    disc = disc.init_original_(torch.Generator().manual_seed(1)).to(DEV).eval()
+    x = gen0.sample(64, rng=torch.Generator(device=DEV).manual_seed(2))
+    rng = torch.Generator(device=DEV).manual_seed(3)
+    with torch.no_grad():
+        ref = timed_ms(lambda: reference_rollout_rewards(gen0, disc, x, 16, rng), 3)
+        fast = timed_ms(
+            lambda: fast_rollout_rewards(gen0, disc, x, 16, rng, chunk=cfg.rollout_chunk), 10
+        )
+    out |= {"rollout_reference_ms": ref, "rollout_fast_ms": fast}
+    print(json.dumps(out, indent=1))
+    Path(os.environ.get("OUT", "/tmp"), "gpu_check.json").write_text(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
