@@ -57,6 +57,13 @@ class BenchConfig:
         source="tuning: ~1 s per alpha on 2 CPU cores",
         check="positive",
     )
+    checkpoint_every: int = hp(
+        10,
+        "generator updates between checkpoints of a cell's training state (taken at the next "
+        "evaluation; a killed cell resumes from its last one); 0 = never",
+        source="paper preset: 10 SeqGAN updates are ~6 min on an H200; a checkpoint ~0.5 s",
+        check="nonneg",
+    )
     max_abs_loss: float = hp(
         1e6,
         "a training scalar beyond this magnitude marks the cell diverged",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from methods.base import Trainer
 
@@ -28,6 +28,16 @@ class Phase:
     eval_every: int
     step_offset: int = 0  # updates made before this phase (pre-training), so curves continue
     seconds_offset: float = 0.0  # training seconds before this phase, for wall-clock curves
+    checkpoint_every: int = 0  # updates between checkpoints, taken at the next evaluation; 0: none
+
+
+@dataclass
+class LoopState:
+    """Where a phase stands at an evaluation point: enough to continue it exactly."""
+
+    done: int = 0  # updates of this phase made
+    train_s: float = 0.0  # training seconds so far, the phase's seconds_offset included
+    perf_rows: list[Metrics] = field(default_factory=list)  # per-update perf scalars so far
 
 
 def check_finite(scalars: Metrics, step: int, bound: float) -> None:
@@ -43,38 +53,49 @@ def run_phase(
     log: Callable[[int, Metrics], None],
     bound: float,
     tick: Callable[[Metrics], None] = lambda scalars: None,
+    state: LoopState | None = None,
+    checkpoint: Callable[[LoopState], None] = lambda state: None,
 ) -> Metrics:
     """Run `phase.updates` trainer steps; evaluate every `eval_every` and at the end.
 
     Train scalars are averaged over each evaluation interval and logged with `perf/update_ms`
     (wall time of the updates alone, evaluation excluded). Returns the phase means of the
     `perf/*` scalars, `perf/update_ms` included, as `perf/<name>_mean`.
+
+    A `state` saved by `checkpoint` (called after an evaluation once `checkpoint_every` updates
+    have passed since the last one) continues the phase where it stood, trainer restored.
     """
-    every, window, window_ms, train_s = [], [], 0.0, phase.seconds_offset
-    if phase.step_offset == 0:
+    state = state or LoopState(train_s=phase.seconds_offset)
+    if state.done == 0 and phase.step_offset == 0:
         log(0, evaluate() | {"perf/train_s": 0.0})
-    for u in range(1, phase.updates + 1):
+    window, window_ms, saved_at = [], 0.0, state.done
+    for u in range(state.done + 1, phase.updates + 1):
         step = phase.step_offset + u
         t0 = time.perf_counter()
         scalars = trainer.step()
         dt = (time.perf_counter() - t0) * 1000
         check_finite(scalars, step, bound)
-        window_ms, train_s = window_ms + dt, train_s + dt / 1000
+        window_ms, state.train_s = window_ms + dt, state.train_s + dt / 1000
         window.append(scalars)
-        every.append(
+        state.perf_rows.append(
             {k: v for k, v in scalars.items() if k.startswith("perf/")} | {"perf/update_ms": dt}
         )
         tick(scalars)
         if u % phase.eval_every == 0 or u == phase.updates:
             metrics = _mean(window) | {
                 "perf/update_ms": window_ms / len(window),
-                "perf/train_s": train_s,
+                "perf/train_s": state.train_s,
             }
             metrics |= evaluate()
             check_finite(metrics, step, math.inf)
             log(step, metrics)
-            window, window_ms = [], 0.0
-    return {f"{k}_mean": v for k, v in _mean(every).items()} | {"perf/train_s": train_s}
+            window, window_ms, state.done = [], 0.0, u
+            due = phase.checkpoint_every and u - saved_at >= phase.checkpoint_every
+            if due and u < phase.updates:
+                checkpoint(state)
+                saved_at = u
+    means = {f"{k}_mean": v for k, v in _mean(state.perf_rows).items()}
+    return means | {"perf/train_s": state.train_s}
 
 
 def _mean(rows: list[Metrics]) -> Metrics:

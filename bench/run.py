@@ -18,10 +18,11 @@ from pathlib import Path
 
 import torch
 
+from bench.checkpoint import checkpoint_path, load_checkpoint, remove_checkpoint, save_checkpoint
 from bench.config import PRESETS as BENCH_PRESETS
 from bench.config import BenchConfig
 from bench.evaluate import curve_point, final_metrics, temperature_sweep
-from bench.loop import Diverged, Phase, run_phase
+from bench.loop import Diverged, LoopState, Phase, run_phase
 from bench.pretrain import derive_seed, pretrained_generator
 from bench.progress import CellProgress, QuietProgress
 from bench.report import print_table, write_report
@@ -265,26 +266,57 @@ def run_references(plan: Plan, task: Task, tracker: Tracker, parent: str, tags: 
         tracker.end(run_id)
 
 
-def train_cell(plan: Plan, spec: MethodSpec, task: Task, seed: int, log, progress) -> tuple:
-    """Pre-train (cached), then run the method; returns (generator, summary metrics)."""
+def train_cell(
+    plan: Plan, spec: MethodSpec, task: Task, seed: int, log, progress, ckpt: Path
+) -> tuple:
+    """Pre-train (cached), then run the method, continuing from checkpoint `ckpt` if there is
+    one; returns (generator, summary metrics, last step, the step it resumed at or None)."""
     mle_cfg, cfg, bench = plan.configs["mle"], plan.configs[spec.name], plan.bench
+    saved = load_checkpoint(ckpt)
     gen, pre_updates, pre_seconds = pretrained_generator(
         mle_cfg, task, bench, seed, plan.device, plan.cache_dir, log, progress.tick
     )
-    progress.pretrained(pre_updates)
     rng = torch.Generator(device=plan.device).manual_seed(derive_seed(seed, spec.name))
     t0 = time.perf_counter()
-    trainer = spec.make_trainer(cfg, TrainContext(task, plan.device, rng, seed), gen)
+    ctx = TrainContext(task, plan.device, rng, seed, fresh=saved is None)
+    trainer = spec.make_trainer(cfg, ctx, gen)
     setup_s = time.perf_counter() - t0
+    curve, state = [], None
+    if saved is not None:
+        trainer.load_state_dict(saved["trainer"])
+        rng.set_state(saved["rng"])
+        setup_s, curve, state = saved["setup_s"], saved["curve"], LoopState(**saved["loop"])
+        for step, metrics in curve:  # the curve so far, into this run: one curve, no gap
+            log(step, metrics)
+    progress.pretrained(pre_updates + (state.done if state else 0))
 
     def evaluate():
         return curve_point(
             trainer.generator, task, bench.curve_samples, bench.eval_seed, plan.device
         )
 
-    phase = Phase(cfg.updates, cfg.eval_every, pre_updates, pre_seconds)
-    perf = run_phase(trainer, phase, evaluate, log, bench.max_abs_loss, progress.tick)
-    return trainer.generator, perf | {"perf/setup_s": setup_s}, pre_updates + cfg.updates
+    def record(step, metrics):
+        curve.append((step, metrics))
+        log(step, metrics)
+
+    def checkpoint(state: LoopState):
+        save_checkpoint(
+            ckpt,
+            {
+                "trainer": trainer.state_dict(),
+                "rng": rng.get_state(),
+                "loop": dataclasses.asdict(state),
+                "curve": curve,
+                "setup_s": setup_s,
+            },
+        )
+
+    phase = Phase(cfg.updates, cfg.eval_every, pre_updates, pre_seconds, bench.checkpoint_every)
+    perf = run_phase(
+        trainer, phase, evaluate, record, bench.max_abs_loss, progress.tick, state, checkpoint
+    )
+    resumed = pre_updates + state.done if saved is not None else None
+    return trainer.generator, perf | {"perf/setup_s": setup_s}, pre_updates + cfg.updates, resumed
 
 
 def run_cell(
@@ -315,8 +347,11 @@ def run_cell(
         tracker.log_metrics(run_id, step, metrics)
         progress.evaluated(metrics)
 
+    ckpt = checkpoint_path(plan.cache_dir, tags["cell_key"])
     try:
-        gen, perf, last_step = train_cell(plan, spec, task, seed, log, progress)
+        gen, perf, last_step, resumed = train_cell(plan, spec, task, seed, log, progress, ckpt)
+        if resumed is not None:
+            tracker.set_tags(run_id, {"resumed_at_step": str(resumed)})
         final, samples = final_metrics(
             gen,
             task,
@@ -340,6 +375,8 @@ def run_cell(
         status, mlflow_status = "failed", "FAILED"
         extra = {"error": f"{type(e).__name__}: {e}"}
         tracker.log_text(run_id, traceback.format_exc(), "traceback.txt")
+    if status != "failed":  # a failed cell keeps its checkpoint: a fix may let it continue
+        remove_checkpoint(ckpt)
     tracker.set_tags(run_id, {"cell_status": status} | extra)
     tracker.end(run_id, mlflow_status)
     progress.done(status, extra)
@@ -413,7 +450,8 @@ def cell_key(plan: Plan, name: str, seed: int, task: Task) -> str:
         method=name,
         config=dataclasses.asdict(plan.configs[name]),
         pretrain=dataclasses.asdict(plan.configs["mle"]),
-        bench=dataclasses.asdict(plan.bench),
+        # checkpoints do not change results (resume is exact): any interval finds the same cell
+        bench={k: v for k, v in dataclasses.asdict(plan.bench).items() if k != "checkpoint_every"},
         oracle=task.identity,
         seed=seed,
         device=plan.device.type,

@@ -37,6 +37,47 @@ class Trainer(Protocol):
         """
         ...
 
+    def state_dict(self) -> dict[str, Any]:
+        """Everything the next `step` depends on except the context's `rng` (the benchmark
+        saves that itself): networks, optimizers, minibatch positions, schedule counters."""
+        ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class Checkpointable:
+    """`state_dict` / `load_state_dict` for a trainer, from the parts it names in `parts()`.
+
+    Each part is anything with its own `state_dict` / `load_state_dict`: a module, an optimizer,
+    a `Minibatches`, a `Counter`.
+    """
+
+    def parts(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        return {name: part.state_dict() for name, part in self.parts().items()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        parts = self.parts()
+        if set(state) != set(parts):
+            raise ValueError(f"checkpoint holds {sorted(state)}, this trainer has {sorted(parts)}")
+        for name, part in parts.items():
+            part.load_state_dict(state[name])
+
+
+class Counter:
+    """An integer a trainer advances (a schedule position), checkpointable like a module."""
+
+    def __init__(self, value: int = 0) -> None:
+        self.value = value
+
+    def state_dict(self) -> dict[str, int]:
+        return {"value": self.value}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.value = int(state["value"])
+
 
 @dataclass
 class TrainContext:
@@ -44,6 +85,9 @@ class TrainContext:
     device: torch.device
     rng: torch.Generator  # the replicate's training randomness, on `device`
     seed: int  # the replicate seed that made `rng`; for anything that needs its own stream
+    # False when a checkpoint is loaded right after construction: skip one-off setup work
+    # (SeqGAN's discriminator pre-training) whose result the checkpoint already holds
+    fresh: bool = True
 
 
 @dataclass(frozen=True)
@@ -55,12 +99,34 @@ class MethodSpec:
     make_trainer: Callable[[Any, TrainContext, LSTMGenerator], Trainer]
 
 
-def minibatches(data: Tensor, batch_size: int, rng: torch.Generator, device: torch.device):
-    """Endless shuffled minibatches (batch_size, T) of `data`, reshuffled every epoch, on device."""
-    while True:
-        order = torch.randperm(data.shape[0], generator=_cpu(rng))
-        for i in range(0, data.shape[0] - batch_size + 1, batch_size):
-            yield data[order[i : i + batch_size]].to(device)
+class Minibatches:
+    """Endless shuffled minibatches (batch_size, T) of `data`, reshuffled every epoch, on device.
+
+    An iterator with a checkpointable position: the epoch's order and the next index.
+    """
+
+    def __init__(
+        self, data: Tensor, batch_size: int, rng: torch.Generator, device: torch.device
+    ) -> None:
+        self.data, self.batch_size, self.rng, self.device = data, batch_size, rng, device
+        self.order: Tensor | None = None  # (n,) this epoch's permutation; None before the first
+        self.next = 0
+
+    def __iter__(self) -> Minibatches:
+        return self
+
+    def __next__(self) -> Tensor:
+        if self.order is None or self.next + self.batch_size > self.data.shape[0]:
+            self.order, self.next = torch.randperm(self.data.shape[0], generator=_cpu(self.rng)), 0
+        rows = self.order[self.next : self.next + self.batch_size]
+        self.next += self.batch_size
+        return self.data[rows].to(self.device)  # (batch_size, T)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"order": self.order, "next": self.next}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.order, self.next = state["order"], int(state["next"])
 
 
 def _cpu(rng: torch.Generator) -> torch.Generator:

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from methods.base import MethodSpec, TrainContext, minibatches
+from methods.base import Checkpointable, Counter, MethodSpec, Minibatches, TrainContext
 from methods.config import hp
 from methods.generator import LSTMGenerator
 
@@ -228,7 +228,7 @@ def gan_losses(kind: str, d_real: Tensor, d_fake: Tensor) -> tuple[Tensor, Tenso
     return F.softplus(-d_real).mean() + F.softplus(d_fake).mean(), F.softplus(-d_fake).mean()
 
 
-class GumbelTrainer:
+class GumbelTrainer(Checkpointable):
     """One step = `d_steps` discriminator updates, then one generator update at the current beta."""
 
     def __init__(self, cfg: Config, ctx: TrainContext, generator: LSTMGenerator) -> None:
@@ -239,12 +239,22 @@ class GumbelTrainer:
         betas = (cfg.adam_b1, cfg.adam_b2)
         self.g_opt = torch.optim.Adam(generator.parameters(), lr=cfg.g_lr, betas=betas)
         self.d_opt = torch.optim.Adam(self.disc.parameters(), lr=cfg.d_lr, betas=betas)
-        self.batches = minibatches(task.train, cfg.batch_size, ctx.rng, ctx.device)
-        self.i = 0  # adversarial steps done: the position on the beta schedule
+        self.batches = Minibatches(task.train, cfg.batch_size, ctx.rng, ctx.device)
+        self.done = Counter()  # adversarial steps done: the position on the beta schedule
+
+    def parts(self) -> dict:
+        return {
+            "generator": self.generator,
+            "disc": self.disc,
+            "g_opt": self.g_opt,
+            "d_opt": self.d_opt,
+            "batches": self.batches,
+            "done": self.done,
+        }
 
     @property
     def beta(self) -> float:
-        return beta_at(self.i, self.cfg.updates, self.cfg.beta_max, self.cfg.beta_schedule)
+        return beta_at(self.done.value, self.cfg.updates, self.cfg.beta_max, self.cfg.beta_schedule)
 
     def real_scores(self) -> Tensor:
         """D's logits (B,) on a fresh batch of real sequences (one-hot rows, as a lookup)."""
@@ -276,7 +286,8 @@ class GumbelTrainer:
         self.disc.requires_grad_(True)
         grad_norm = nn.utils.clip_grad_norm_(self.generator.parameters(), self.cfg.clip)
         self.g_opt.step()
-        beta, self.i = self.beta, self.i + 1
+        beta = self.beta
+        self.done.value += 1
         return {
             **stats,
             "train/g_loss": g_loss.item(),

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from methods.base import MethodSpec, TrainContext, minibatches
+from methods.base import Checkpointable, MethodSpec, Minibatches, TrainContext
 from methods.config import hp
 from methods.generator import LSTMGenerator
 
@@ -77,13 +77,16 @@ PRESETS = {
 }
 
 
-class MLETrainer:
+class MLETrainer(Checkpointable):
     """One step = one Adam update on a minibatch of oracle training data."""
 
     def __init__(self, cfg: Config, ctx: TrainContext, generator: LSTMGenerator) -> None:
         self.cfg, self.generator = cfg, generator
         self.opt = torch.optim.Adam(generator.parameters(), lr=cfg.lr)
-        self.batches = minibatches(ctx.task.train, cfg.batch_size, ctx.rng, ctx.device)
+        self.batches = Minibatches(ctx.task.train, cfg.batch_size, ctx.rng, ctx.device)
+
+    def parts(self) -> dict:
+        return {"generator": self.generator, "opt": self.opt, "batches": self.batches}
 
     def step(self) -> dict[str, float]:
         x = next(self.batches)  # (B, T)

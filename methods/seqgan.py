@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from methods.base import MethodSpec, TrainContext
+from methods.base import Checkpointable, MethodSpec, TrainContext
 from methods.config import ConfigError, hp
 from methods.generator import LSTMGenerator
 
@@ -524,7 +524,7 @@ def parse_widths(cfg: Config) -> tuple[tuple[int, ...], tuple[int, ...]]:
     return out[0], out[1]
 
 
-class SeqGANTrainer:
+class SeqGANTrainer(Checkpointable):
     """One step = rewards for a fresh batch, one policy-gradient update, then `d_steps` d-steps."""
 
     def __init__(self, cfg: Config, ctx: TrainContext, generator: LSTMGenerator) -> None:
@@ -550,9 +550,16 @@ class SeqGANTrainer:
             "reference": reference_rollout_rewards,
         }
         self.rollout = rollouts[cfg.rollout]
-        self.pretrain_scalars = self.train_discriminator(
-            cfg.d_pretrain_steps, cfg.d_pretrain_epochs
-        )
+        if ctx.fresh:  # a resumed trainer gets its pre-trained D from the checkpoint
+            self.train_discriminator(cfg.d_pretrain_steps, cfg.d_pretrain_epochs)
+
+    def parts(self) -> dict:
+        return {
+            "generator": self.generator,
+            "discriminator": self.discriminator,
+            "g_opt": self.g_opt,
+            "d_opt": self.d_opt,
+        }
 
     # ----- rewards -----
     def rewards(self, x: Tensor) -> tuple[Tensor, dict[str, float]]:

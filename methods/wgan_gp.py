@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from methods.base import MethodSpec, TrainContext, minibatches
+from methods.base import Checkpointable, MethodSpec, Minibatches, TrainContext
 from methods.config import hp
 from methods.generator import LSTMGenerator, sample_categorical
 
@@ -262,7 +262,7 @@ def entropy(probs: Tensor) -> Tensor:
     return -(probs * probs.clamp_min(1e-30).log()).sum(dim=-1).mean()
 
 
-class WGANGPTrainer:
+class WGANGPTrainer(Checkpointable):
     """One step = `critic_steps` critic updates, then one generator update on -E[critic(fake)]."""
 
     def __init__(self, cfg: Config, ctx: TrainContext, generator: LSTMGenerator) -> None:
@@ -275,7 +275,16 @@ class WGANGPTrainer:
         betas = (cfg.adam_b1, cfg.adam_b2)
         self.g_opt = torch.optim.Adam(generator.parameters(), lr=cfg.g_lr, betas=betas)
         self.c_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr, betas=betas)
-        self.batches = minibatches(task.train, cfg.batch_size, ctx.rng, ctx.device)
+        self.batches = Minibatches(task.train, cfg.batch_size, ctx.rng, ctx.device)
+
+    def parts(self) -> dict:
+        return {
+            "generator": self.generator,
+            "critic": self.critic,
+            "g_opt": self.g_opt,
+            "c_opt": self.c_opt,
+            "batches": self.batches,
+        }
 
     def rollout(self) -> Tensor:
         """A fake batch (B, T, V) of softmax rows, with the configured feedback."""

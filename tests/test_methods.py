@@ -1,6 +1,7 @@
 """Every registered method, tested once registered: config, presets, trainer contract."""
 
 import dataclasses
+import io
 import math
 
 import pytest
@@ -21,12 +22,13 @@ def task20():
     return tiny_task(vocab=50, seq_len=20, n=256)
 
 
-def _trainer(name, task, seed=0):
+def _trainer(name, task, seed=0, gen_seed=0, fresh=True):
     spec = METHODS[name]
     cfg = build(spec.config, name, spec.presets["smoke"], {})
-    gen = tiny_generator(task, seed=0)
+    gen = tiny_generator(task, seed=gen_seed)
     rng = torch.Generator().manual_seed(seed)
-    return spec.make_trainer(cfg, TrainContext(task, torch.device("cpu"), rng, seed), gen)
+    ctx = TrainContext(task, torch.device("cpu"), rng, seed, fresh=fresh)
+    return spec.make_trainer(cfg, ctx, gen), rng
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -48,7 +50,7 @@ def test_config_fields_are_documented_and_presets_valid(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_trainer_updates_the_generator_and_returns_finite_scalars(name, task20):
-    trainer = _trainer(name, task20)
+    trainer, _ = _trainer(name, task20)
     assert isinstance(trainer.generator, LSTMGenerator)
     before = [p.detach().clone() for p in trainer.generator.parameters()]
     for _ in range(2):
@@ -64,8 +66,43 @@ def test_trainer_updates_the_generator_and_returns_finite_scalars(name, task20):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_trainer_is_deterministic_on_cpu(name, task20):
-    a, b = _trainer(name, task20, seed=7), _trainer(name, task20, seed=7)
+    (a, _), (b, _) = _trainer(name, task20, seed=7), _trainer(name, task20, seed=7)
     for _ in range(2):
         assert a.step().keys() == b.step().keys()
     for pa, pb in zip(a.generator.parameters(), b.generator.parameters(), strict=True):
         assert torch.equal(pa, pb)
+
+
+def _train_scalars(trainer, steps):
+    return [
+        {k: v for k, v in trainer.step().items() if not k.startswith("perf/")} for _ in range(steps)
+    ]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_trainer_resumed_from_its_state_continues_bit_for_bit(name, task20):
+    """A checkpoint (trainer state + rng state, through torch.save/load) continues exactly: the
+    resumed trainer's next updates equal the uninterrupted ones, across a data-epoch boundary."""
+    a, rng_a = _trainer(name, task20, seed=3)
+    _train_scalars(a, 3)
+    buffer = io.BytesIO()
+    torch.save({"trainer": a.state_dict(), "rng": rng_a.get_state()}, buffer)
+    buffer.seek(0)
+    saved = torch.load(buffer, weights_only=True)  # what bench/checkpoint.py does
+    expected = _train_scalars(a, 4)
+
+    b, rng_b = _trainer(name, task20, seed=99, gen_seed=5, fresh=False)  # different everything
+    b.load_state_dict(saved["trainer"])
+    rng_b.set_state(saved["rng"])
+    assert _train_scalars(b, 4) == expected
+    for pa, pb in zip(a.generator.parameters(), b.generator.parameters(), strict=True):
+        assert torch.equal(pa, pb)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_trainer_refuses_a_state_with_other_parts(name, task20):
+    trainer, _ = _trainer(name, task20)
+    state = trainer.state_dict()
+    state.pop("generator")
+    with pytest.raises(ValueError, match="generator"):
+        trainer.load_state_dict(state)

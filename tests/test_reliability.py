@@ -72,6 +72,50 @@ def test_killed_run_resumes_without_retraining_finished_cells(tmp_path, mlflow_u
     assert sorted(cells.seed) == [0, 1]  # every cell exactly once
 
 
+def _curves(uri, run_id):
+    """Every non-perf metric's history of a run: {key: [(step, value), ...]} in step order."""
+    client = MlflowClient(tracking_uri=uri)
+    keys = [k for k in client.get_run(run_id).data.metrics if not k.startswith("perf/")]
+    return {
+        k: sorted((m.step, m.value) for m in client.get_metric_history(run_id, k)) for k in keys
+    }
+
+
+@pytest.mark.slow
+def test_killed_cell_resumes_from_its_checkpoint_and_matches_an_uninterrupted_run(
+    tmp_path, mlflow_uri
+):
+    """SIGKILL a SeqGAN cell after its first checkpoint; the rerun continues from it (not from
+    the pre-training), and its whole curve and final metrics equal an uninterrupted run's."""
+    cell = ["--methods", "seqgan", "--seqgan.updates", "20", "--bench.checkpoint-every", "4"]
+    assert main(_argv(tmp_path, mlflow_uri, *cell, "--experiment", "whole")) == 0
+    checkpoints = tmp_path / "cache" / "checkpoints"
+    assert not list(checkpoints.glob("*.pt")), "a finished cell leaves no checkpoint"
+
+    argv = _argv(tmp_path, mlflow_uri, *cell)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.run", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.time() + 600
+    while not list(checkpoints.glob("*.pt")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL, "the cell finished before it could be killed"
+    assert main(argv) == 0
+
+    (killed,) = [r for r in _runs(mlflow_uri) if r.info.status == "KILLED"]
+    (resumed,) = [r for r in _runs(mlflow_uri) if r.info.status == "FINISHED"]
+    (whole,) = _runs(mlflow_uri, "whole")
+    pretrain_updates = 2 * (1000 // 64)  # smoke: 2 epochs of 1,000 sequences
+    assert int(resumed.data.tags["resumed_at_step"]) >= pretrain_updates + 4
+    assert killed.data.tags["cell_status"] == "killed"
+    assert _curves(mlflow_uri, resumed.info.run_id) == _curves(mlflow_uri, whole.info.run_id)
+    assert not list(checkpoints.glob("*.pt"))
+
+
 @pytest.mark.slow
 def test_nan_loss_marks_the_cell_diverged_and_the_suite_goes_on(tmp_path, mlflow_uri, capsys):
     argv = _argv(tmp_path, mlflow_uri, "--methods", "mle", "--seeds", "2", "--mle.lr", "1e30")

@@ -1,0 +1,47 @@
+"""Checkpoints inside a cell: a killed cell continues from its last one, not from the start.
+
+One file per cell, named by the cell's key (`bench.run.cell_key`), so only a run whose result
+would be the same can pick it up. Written atomically: a kill mid-write leaves the previous
+checkpoint intact. Removed once the cell reaches a final status.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+FORMAT = 1
+
+
+def checkpoint_path(cache_dir: Path, cell_key: str) -> Path:
+    return Path(cache_dir) / "checkpoints" / f"{cell_key}.pt"
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    torch.save(state | {"format": FORMAT}, tmp)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any] | None:
+    """The saved state, or None when there is none or it cannot be read (then: start over)."""
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # unreadable: say so, and train the cell from its start
+        print(f"bench.run: ignoring unreadable checkpoint {path} ({e})", file=sys.stderr)
+        return None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        print(f"bench.run: ignoring checkpoint {path} of another format", file=sys.stderr)
+        return None
+    return state
+
+
+def remove_checkpoint(path: Path) -> None:
+    path.unlink(missing_ok=True)
