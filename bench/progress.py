@@ -63,6 +63,9 @@ class CellProgress:
         if "eval/nll_oracle" in metrics:
             self.bar.update(self.cell, info=f"NLL-oracle {metrics['eval/nll_oracle']:.3f}")
 
+    def note(self, text: str) -> None:
+        self.bar.console.log(text)
+
     def done(self, status: str, extra: dict) -> None:
         if status != "finished":
             self.bar.console.log(f"{self.bar.tasks[-1].description}: {status} {extra}")
@@ -79,5 +82,7 @@ class QuietProgress:
     def pretrained(self, updates: int) -> None: ...
 
     def evaluated(self, metrics: dict) -> None: ...
+
+    def note(self, text: str) -> None: ...
 
     def done(self, status: str, extra: dict) -> None: ...

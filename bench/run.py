@@ -9,10 +9,13 @@ import argparse
 import dataclasses
 import hashlib
 import json
+import multiprocessing
+import os
 import shlex
 import sys
 import time
 import traceback
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,6 +67,7 @@ class Plan:
     force: bool = False  # re-run cells already finished in the store
     executor: str = "local"  # local: cells one after another here; ray: one Ray task per cell
     ray_address: str | None = None  # None starts a local Ray cluster
+    jobs: int = 1  # local executor: cells run in this many worker processes at once
 
 
 # ----- command line -----
@@ -128,8 +132,16 @@ def build_parser() -> OneLineParser:
         "--executor",
         default="local",
         choices=("local", "ray"),
-        help="local: cells one after another in this process; ray: one Ray task per cell "
+        help="local: cells on this machine (see --jobs); ray: one Ray task per cell "
         "(needs pip install '.[ray]'), a GPU per task when the cluster has GPUs",
+    )
+    p.add_argument(
+        "--jobs",
+        default=1,
+        type=int,
+        metavar="N",
+        help="local executor: run N cells at once in worker processes, each with "
+        "cores/N torch threads (default 1: cells one after another in this process)",
     )
     p.add_argument(
         "--ray-address",
@@ -212,6 +224,10 @@ def make_plan(argv: list[str] | None) -> Plan:
             _, prefix, name = dest.split(":")
             overrides.setdefault(prefix, {})[name] = value
     methods = parse_methods(args.methods)
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs {args.jobs}: must be >= 1")
+    if args.jobs > 1 and args.executor != "local":
+        raise ConfigError(f"--jobs {args.jobs} applies to --executor local; Ray sizes itself")
     configs = {
         name: build(
             METHODS[name].config, name, METHODS[name].presets[args.preset], overrides.get(name, {})
@@ -234,6 +250,7 @@ def make_plan(argv: list[str] | None) -> Plan:
         force=args.force,
         executor=args.executor,
         ray_address=args.ray_address,
+        jobs=args.jobs,
         command=shlex.join(["python", "-m", "bench.run", *(argv or sys.argv[1:])]),
     )
 
@@ -476,42 +493,115 @@ def run_cells(plan: Plan, task: Task, tracker: Tracker, parent: str, tags: dict)
                 tracker.mark_killed(key)  # a run of this cell left RUNNING by a killed process
                 todo.append((name, seed, tags | {"cell_key": key}))
         if plan.executor == "ray":
-            run_on_ray(plan, parent, todo, progress)
-            return
-        for name, seed, cell_tags in todo:
-            progress.start(name, seed)
-            run_cell(plan, METHODS[name], task, seed, tracker, parent, cell_tags, progress)
+            schedule(RayPool(plan), plan, parent, todo, progress)
+        elif plan.jobs > 1:
+            with ProcessPool(plan) as pool:
+                schedule(pool, plan, parent, todo, progress)
+        else:
+            for name, seed, cell_tags in todo:
+                progress.start(name, seed)
+                run_cell(plan, METHODS[name], task, seed, tracker, parent, cell_tags, progress)
 
 
-def run_on_ray(plan: Plan, parent: str, todo: list, progress: CellProgress) -> None:
-    """One Ray task per cell (a GPU each when the cluster has GPUs); each logs to MLflow itself."""
-    try:
-        import ray
-    except ImportError:
-        raise ConfigError("--executor ray needs Ray: pip install '.[ray]'") from None
-    ray.init(
-        address=plan.ray_address,
-        ignore_reinit_error=True,
-        include_dashboard=False,
-        log_to_driver=False,
-    )
-    gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
-    cell = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(ray_cell)
-    pending = {cell.remote(plan, name, seed, parent, t): (name, seed) for name, seed, t in todo}
+# ----- cells in worker processes: --jobs N, or Ray tasks -----
+def schedule(pool, plan: Plan, parent: str, todo: list, progress: CellProgress) -> None:
+    """Each seed's shared MLE pre-training first (once, not once per cell), then its cells;
+    every worker logs its cell to MLflow itself, this process follows their statuses."""
+    pending = {
+        pool.submit(remote_pretrain, plan, seed): ("pretrain", seed, None)
+        for seed in dict.fromkeys(seed for _, seed, _ in todo)
+    }
     while pending:
-        ready, _ = ray.wait(list(pending), num_returns=1)
-        name, seed = pending.pop(ready[0])
-        status = ray.get(ready[0])
-        progress.done(status, {"method": name, "seed": seed} if status != "finished" else {})
+        handle, result = pool.wait_one(list(pending))
+        name, seed, _ = pending.pop(handle)
+        if name == "pretrain":
+            if result:  # the cells will fail on it too, each with its own traceback
+                progress.note(f"pre-training of seed {seed} failed: {result}")
+            for cell in (c for c in todo if c[1] == seed):
+                pending[pool.submit(remote_cell, plan, *cell[:2], parent, cell[2])] = cell
+        else:
+            progress.done(result, {"method": name, "seed": seed} if result != "finished" else {})
 
 
-def ray_cell(plan: Plan, name: str, seed: int, parent: str, tags: dict) -> str:
-    """A cell in a Ray worker: its own task data (from the cache), device and tracker."""
+def remote_pretrain(plan: Plan, seed: int) -> str:
+    """Fill the pre-training cache for `seed` in a worker; '' when done, else the error."""
+    try:
+        task = _worker_task(plan)
+        bench = plan.bench
+        pretrained_generator(plan.configs["mle"], task, bench, seed, plan.device, plan.cache_dir)
+        return ""
+    except Exception as e:
+        return f"{type(e).__name__}: {e}"
+
+
+def remote_cell(plan: Plan, name: str, seed: int, parent: str, tags: dict) -> str:
+    """A cell in a worker process: its own task data (from the cache), device and tracker."""
+    task = _worker_task(plan)
+    tracker = Tracker(plan.tracking_uri, plan.experiment)
+    return run_cell(plan, METHODS[name], task, seed, tracker, parent, tags, QuietProgress())
+
+
+def _worker_task(plan: Plan) -> Task:
     plan.device = pick_device("auto" if plan.device.type == "cuda" else plan.device.type)
     task = load_task(plan.oracle, plan.bench.n_train, plan.bench.n_test, plan.cache_dir)
     task.oracle.to(plan.device)
-    tracker = Tracker(plan.tracking_uri, plan.experiment)
-    return run_cell(plan, METHODS[name], task, seed, tracker, parent, tags, QuietProgress())
+    return task
+
+
+class ProcessPool:
+    """--jobs N: N spawned worker processes on this machine, cores shared evenly among them
+    (torch's default of all cores per process makes N busy processes thrash)."""
+
+    def __init__(self, plan: Plan) -> None:
+        threads = max(1, (os.cpu_count() or 1) // plan.jobs)
+        self.pool = ProcessPoolExecutor(
+            plan.jobs,
+            mp_context=multiprocessing.get_context("spawn"),  # fork and torch threads don't mix
+            initializer=torch.set_num_threads,
+            initargs=(threads,),
+        )
+
+    def __enter__(self) -> ProcessPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.pool.shutdown(cancel_futures=True)
+
+    def submit(self, fn, *args) -> Future:
+        return self.pool.submit(fn, *args)
+
+    def wait_one(self, handles: list[Future]) -> tuple[Future, str]:
+        done, _ = wait(handles, return_when=FIRST_COMPLETED)
+        handle = next(iter(done))
+        return handle, handle.result()
+
+
+class RayPool:
+    """--executor ray: one Ray task per job, a GPU each when the cluster has GPUs."""
+
+    def __init__(self, plan: Plan) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise ConfigError("--executor ray needs Ray: pip install '.[ray]'") from None
+        ray.init(
+            address=plan.ray_address,
+            ignore_reinit_error=True,
+            include_dashboard=False,
+            log_to_driver=False,
+        )
+        gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+        self.ray, self.options = ray, dict(num_cpus=1, num_gpus=gpus, max_retries=0)
+        self.remote = {}
+
+    def submit(self, fn, *args):
+        if fn not in self.remote:
+            self.remote[fn] = self.ray.remote(**self.options)(fn)
+        return self.remote[fn].remote(*args)
+
+    def wait_one(self, handles: list) -> tuple[object, str]:
+        ready, _ = self.ray.wait(handles, num_returns=1)
+        return ready[0], self.ray.get(ready[0])
 
 
 def report(tracker: Tracker, parent: str, out_dir: Path, plan: Plan) -> int:

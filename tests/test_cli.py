@@ -44,6 +44,9 @@ CASES = [
     (["--seeds", "x"], "--seeds 'x' is not an integer"),
     (["--seeds", "0"], "a count of seeds must be >= 1"),
     (["--seeds", "1", "1"], "seeds must be distinct"),
+    (["--jobs", "0"], "--jobs 0: must be >= 1"),
+    (["--jobs", "2", "--executor", "ray"], "--jobs 2 applies to --executor local"),
+    (["--jobs", "two"], "argument --jobs: invalid int value: 'two'"),
     (["--preset", "huge"], "invalid choice: 'huge'"),
     (["--device", "tpu"], "invalid choice: 'tpu'"),
     (["--mle.nope", "1"], "unrecognized arguments: --mle.nope"),
@@ -57,7 +60,11 @@ def test_bad_options_exit_2_with_one_line(argv, message, tmp_path, mlflow_uri, c
     base = ["--preset", "smoke", "--cache-dir", str(tmp_path), "--reports-dir", str(tmp_path)]
     if "--tracking-uri" not in argv:
         base += ["--tracking-uri", mlflow_uri]
-    with pytest.raises(SystemExit) if argv[0] in ("--preset", "--device", "--mle.nope") else _no():
+    with (
+        pytest.raises(SystemExit)
+        if argv[0] in ("--preset", "--device", "--mle.nope") or argv[1] == "two"
+        else _no()
+    ):
         rc = main(base + argv)
         assert rc == 2
     err = capsys.readouterr().err

@@ -154,3 +154,30 @@ def test_same_command_gives_bit_identical_metrics(tmp_path, _mlflow_template):
         tidy = pd.read_csv(root / "reports" / "rel" / "results.csv")
         results.append(tidy[~tidy.metric.str.startswith("perf/")].reset_index(drop=True))
     pd.testing.assert_frame_equal(results[0], results[1], check_exact=True)
+
+
+@pytest.mark.slow
+def test_jobs_run_cells_in_worker_processes_and_give_the_local_table(tmp_path, _mlflow_template):
+    """--jobs 2: pre-training once per seed, then cells in 2 spawned workers; same table."""
+    import shutil
+
+    tables = {}
+    for jobs in ("1", "2"):
+        root = tmp_path / f"jobs{jobs}"
+        root.mkdir()
+        shutil.copy(_mlflow_template, root / "mlflow.db")
+        uri = f"sqlite:///{root / 'mlflow.db'}"
+        argv = _argv(root, uri, "--methods", "mle,gumbel", "--seeds", "2", "--jobs", jobs)
+        assert main([*argv, "--bench.sweep-alphas", "1"]) == 0
+        runs = _runs(uri)
+        assert sorted((r.data.tags["method"], r.data.tags["seed"]) for r in runs) == [
+            ("gumbel", "0"),
+            ("gumbel", "1"),
+            ("mle", "0"),
+            ("mle", "1"),
+        ]
+        assert all(r.data.tags["cell_status"] == "finished" for r in runs)
+        assert len(list((root / "cache").glob("pretrain-*.pt"))) == 2  # one per seed
+        table = pd.read_csv(root / "reports" / "rel" / "table.csv", index_col="method", dtype=str)
+        tables[jobs] = table.drop(columns=[c for c in table.columns if "ms" in c or "setup" in c])
+    pd.testing.assert_frame_equal(tables["1"], tables["2"])
