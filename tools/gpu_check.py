@@ -22,6 +22,7 @@ from methods.generator import LSTMGenerator  # noqa: E402
 from methods.seqgan import (  # noqa: E402
     Config,
     Discriminator,
+    Workspace,
     fast_rollout_rewards,
     parse_widths,
     reference_rollout_rewards,
@@ -79,8 +80,9 @@ def main() -> None:
     rng = torch.Generator(device=DEV).manual_seed(3)
     with torch.no_grad():
         ref = timed_ms(lambda: reference_rollout_rewards(gen0, disc, x, 16, rng), 3)
+        ws, chunk = Workspace(), cfg.rollout_chunk
         fast = timed_ms(
-            lambda: fast_rollout_rewards(gen0, disc, x, 16, rng, chunk=cfg.rollout_chunk), 10
+            lambda: fast_rollout_rewards(gen0, disc, x, 16, rng, chunk=chunk, workspace=ws), 10
         )
     out |= {"rollout_reference_ms": ref, "rollout_fast_ms": fast}
     print(json.dumps(out, indent=1))
