@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from methods.base import Checkpointable, MethodSpec, Minibatches, TrainContext
@@ -163,7 +164,9 @@ class SequenceCNN(nn.Module):
         return self.embedding(x)  # (B, T, V) -> (B, T, E)
 
     def embed_tokens(self, tokens: Tensor) -> Tensor:
-        return self.embedding.weight.T[tokens]  # (B, T) -> (B, T, E) = embed(one_hot(tokens))
+        # = embed(one_hot(tokens)), (B, T) -> (B, T, E). F.embedding, not weight.T[tokens]: the
+        # backward of advanced indexing accumulates in thread order on CPU (not reproducible)
+        return F.embedding(tokens, self.embedding.weight.T)
 
     def score(self, e: Tensor) -> Tensor:
         """The network above the embedding: (B, T, E) -> (B,)."""

@@ -317,3 +317,21 @@ def test_gan_losses_at_equal_scores_and_relativistic_pairing():
     d_loss, g_loss = gumbel.gan_losses("rsgan", torch.tensor([2.0]), torch.tensor([1.0]))
     assert d_loss.item() == pytest.approx(math.log1p(math.exp(-1.0)))  # BCE(D(r) - D(f), 1)
     assert g_loss.item() == pytest.approx(math.log1p(math.exp(1.0)))  # BCE(D(f) - D(r), 1)
+
+
+@pytest.mark.parametrize("module", [wgan_gp, gumbel], ids=["wgan-gp", "gumbel"])
+def test_real_token_embedding_backward_is_reproducible_with_threads(module):
+    """embed_tokens == embed(one_hot) and its weight gradient is the same on every call. With
+    torch's 2+ CPU threads, the backward of advanced indexing (weight.T[tokens]) accumulated in
+    thread order and differed in the last bits from call to call: runs were not bit-identical."""
+    net = module.SequenceCNN(5000, 32, 8, 20).init_(torch.Generator().manual_seed(0))
+    tokens = torch.randint(0, 5000, (64, 20), generator=torch.Generator().manual_seed(1))
+    grad_out = torch.randn(64, 20, 32, generator=torch.Generator().manual_seed(2))
+    one_hot = F.one_hot(tokens, 5000).float()
+    assert torch.allclose(net.embed_tokens(tokens), net.embed(one_hot), atol=1e-6)
+    grads = []
+    for _ in range(50):
+        net.zero_grad()
+        net.embed_tokens(tokens).backward(grad_out)
+        grads.append(net.embedding.weight.grad.clone())
+    assert all(torch.equal(g, grads[0]) for g in grads)

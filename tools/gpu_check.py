@@ -1,10 +1,14 @@
 """CUDA check and timing: every registered method's trainer on CUDA, evaluation, rollouts.
 
-Run on a GPU machine from the project root: `python tools/gpu_check.py` (writes
-$OUT/gpu_check.json when OUT is set). Per-update times of the `paper` preset come from a few
-updates per method (SeqGAN's discriminator pre-training shortened to one d-step for the check).
+Run on a GPU machine from the project root: `python tools/gpu_check.py [quick,paper]` (writes
+$OUT/gpu_check.json when OUT is set; the argument picks the presets timed, default both).
+Each trainer's checkpoint round trip (state_dict + CUDA RNG state into a fresh trainer) is
+checked too: the next update's generator must match the uninterrupted one. Per-update times
+of the `paper` preset come from a few updates per method (SeqGAN's discriminator pre-training
+shortened to one d-step for the check).
 """
 
+import io
 import json
 import os
 import sys
@@ -42,9 +46,28 @@ def timed_ms(f, n: int) -> float:
     return (time.perf_counter() - t) / n * 1000
 
 
-def method_rates(task, gen0) -> dict:
+def resume_gap(spec, cfg, task, trainer, rng) -> float:
+    """Max |difference| of the generator after one more update, uninterrupted vs. resumed from
+    the trainer's state_dict and the RNG state (0.0 when CUDA kernels are deterministic)."""
+    buffer = io.BytesIO()  # through torch.save/load as bench/checkpoint.py: no shared tensors
+    torch.save({"trainer": trainer.state_dict(), "rng": rng.get_state()}, buffer)
+    buffer.seek(0)
+    saved = torch.load(buffer, map_location="cpu", weights_only=True)
+    state, rng_state = saved["trainer"], saved["rng"]
+    gen = LSTMGenerator().to(DEV)
+    rng2 = torch.Generator(device=DEV).manual_seed(99)
+    resumed = spec.make_trainer(cfg, TrainContext(task, DEV, rng2, 0, fresh=False), gen)
+    resumed.load_state_dict(state)
+    rng2.set_state(rng_state)
+    trainer.step()
+    resumed.step()
+    pairs = zip(trainer.generator.parameters(), resumed.generator.parameters(), strict=True)
+    return max((a - b).abs().max().item() for a, b in pairs)
+
+
+def method_rates(task, gen0, presets) -> dict:
     res = {}
-    for preset in ("quick", "paper"):
+    for preset in presets:
         for name, spec in METHODS.items():
             overrides = dict(spec.presets[preset])
             if preset == "paper" and name.startswith("seqgan"):
@@ -58,7 +81,10 @@ def method_rates(task, gen0) -> dict:
             setup_s = time.perf_counter() - t0
             ms = timed_ms(trainer.step, 3)
             finite = all(v == v for v in trainer.step().values())
-            res[f"{preset}/{name}"] = dict(setup_s=setup_s, ms_per_update=ms, finite=finite)
+            gap = resume_gap(spec, cfg, task, trainer, rng)
+            res[f"{preset}/{name}"] = dict(
+                setup_s=setup_s, ms_per_update=ms, finite=finite, resume_max_abs_diff=gap
+            )
             print(preset, name, res[f"{preset}/{name}"], flush=True)
     return res
 
@@ -68,7 +94,8 @@ def main() -> None:
     task.oracle.to(DEV)
     gen0 = LSTMGenerator().init_normal_(0.1, torch.Generator().manual_seed(0)).to(DEV)
     out = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__}
-    out["methods"] = method_rates(task, gen0)
+    presets = sys.argv[1].split(",") if len(sys.argv) > 1 else ["quick", "paper"]
+    out["methods"] = method_rates(task, gen0, presets)
     ctx = TrainContext(task, DEV, torch.Generator(device=DEV).manual_seed(0), 0)
     out["mle_ms_per_update"] = timed_ms(mle.MLETrainer(mle.Config(), ctx, gen0).step, 50)
     out["curve_point_ms"] = timed_ms(lambda: curve_point(gen0, task, 2000, 1, DEV), 2)
