@@ -266,10 +266,16 @@ def reference_models(task: Task) -> dict[str, object]:
 
 
 def run_references(plan: Plan, task: Task, tracker: Tracker, parent: str, tags: dict) -> None:
+    """The reference rows; like cells, reused from the store when already computed."""
     for name, model in reference_models(task).items():
-        run_id = tracker.start(
-            f"ref-{name}", tags | dict(kind="reference", method=name, seed="0"), parent
-        )
+        key = reference_key(plan, name, task)
+        done = None if plan.force else tracker.finished_run(key)
+        if done is not None:
+            tracker.add_reused(parent, done)
+            continue
+        tracker.mark_killed(key)
+        run_tags = tags | dict(kind="reference", method=name, seed="0", cell_key=key)
+        run_id = tracker.start(f"ref-{name}", run_tags, parent)
         metrics, _ = final_metrics(
             model.to(plan.device),
             task,
@@ -463,14 +469,25 @@ def execute(plan: Plan) -> int:
 
 def cell_key(plan: Plan, name: str, seed: int, task: Task) -> str:
     """Hash of everything that determines a cell's result: configs, task, seed, device, code."""
-    ident = dict(
+    return _key(
+        plan,
+        task,
         method=name,
         config=dataclasses.asdict(plan.configs[name]),
         pretrain=dataclasses.asdict(plan.configs["mle"]),
+        seed=seed,
+    )
+
+
+def reference_key(plan: Plan, name: str, task: Task) -> str:
+    return _key(plan, task, reference=name)
+
+
+def _key(plan: Plan, task: Task, **ident) -> str:
+    ident |= dict(
         # checkpoints do not change results (resume is exact): any interval finds the same cell
         bench={k: v for k, v in dataclasses.asdict(plan.bench).items() if k != "checkpoint_every"},
         oracle=task.identity,
-        seed=seed,
         device=plan.device.type,
         code=git_commit(),
         torch=torch.__version__,

@@ -23,9 +23,12 @@ its prefix (`StepTables`); draws the first suffix token of all N completions fro
 distribution; samples by a two-level inverse CDF (`sample_blocked`); scores each distinct
 sequence once (D(Y) once, not N times); and scores D's convolutions through per-token lookup
 tables, computing the windows that lie inside the shared prefix once per sample
-(`WindowScorer`). Everything it does is exact; only the random numbers differ. At the paper's
-configuration about half its time is D's highway layer (1720 x 3440 multiply-adds for each of
-the 19,520 distinct sequences), which no exact restructuring avoids.
+(`WindowScorer`); skips the per-row max pass of the softmax when the logits are provably small;
+and keeps its big temporaries in a `Workspace` the trainer holds across updates. Everything it
+does is exact up to float rounding; only the random numbers differ. At the paper's configuration
+about half its time is D's highway layer (1720 x 3440 multiply-adds for each of the 19,520
+distinct sequences, already at the CPU's matrix-multiply peak), which no exact restructuring
+avoids.
 
 Source key: [HEAD] = LantaoYu/SeqGAN at e2b52fb (sequence_gan.py, discriminator.py, rollout.py),
 [PAPER] = the AAAI-17 paper; see shared/reference/seqgan-original.md.

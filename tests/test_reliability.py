@@ -29,10 +29,10 @@ def _argv(root, uri, *extra):
     ]
 
 
-def _runs(uri, experiment="rel"):
+def _runs(uri, experiment="rel", kind="method"):
     client = MlflowClient(tracking_uri=uri)
     exp = client.get_experiment_by_name(experiment)
-    return client.search_runs([exp.experiment_id], "tags.kind = 'method'")
+    return client.search_runs([exp.experiment_id], f"tags.kind = '{kind}'")
 
 
 def _finished(uri):
@@ -70,6 +70,10 @@ def test_killed_run_resumes_without_retraining_finished_cells(tmp_path, mlflow_u
     table = pd.read_csv(tmp_path / "reports" / "rel" / "results.csv")
     cells = table[(table.kind == "method") & (table.metric == "final/nll_oracle")]
     assert sorted(cells.seed) == [0, 1]  # every cell exactly once
+    refs = _runs(mlflow_uri, kind="reference")
+    assert sorted(r.data.tags["method"] for r in refs) == ["oracle", "uniform", "unigram"]
+    rows = table[(table.kind == "reference") & (table.metric == "final/nll_oracle")]
+    assert sorted(rows.method) == ["oracle", "uniform", "unigram"]  # computed once, reused
 
 
 def _curves(uri, run_id):

@@ -9,6 +9,8 @@ The fast rollout gets a `Workspace` kept across rounds, as `SeqGANTrainer` keeps
 updates (the memory is reused; every value is recomputed each call).
 """
 
+import time
+
 import pytest
 import torch
 
@@ -62,3 +64,35 @@ def test_reference_rollout(benchmark, paper_setup):
 def test_fast_rollout(benchmark, paper_setup):
     chunk = Config().rollout_chunk
     run(benchmark, fast_rollout_rewards, paper_setup, 5, chunk=chunk, workspace=Workspace())
+
+
+@pytest.mark.benchmark(group="rollout-paired")
+def test_fast_rollout_paired_with_reference(benchmark, paper_setup):
+    """The speed-up as a paired measurement: each timed fast round follows one reference call
+    (run in pedantic's untimed setup and timed there), so both see the same machine state. On a
+    shared VM whose speed drifts over minutes, separate tests can catch the two at different
+    speeds; `extra_info["speedup_per_round"]` here cannot."""
+    generator, discriminator, x = paper_setup
+    rng = torch.Generator().manual_seed(3)
+    reference_s = []
+
+    def reference_first():
+        t0 = time.perf_counter()
+        reference_rollout_rewards(generator, discriminator, x, N, rng)
+        reference_s.append(time.perf_counter() - t0)
+
+    workspace = Workspace()
+    fast_rollout_rewards(generator, discriminator, x, N, rng, workspace=workspace)  # warm-up
+    benchmark.pedantic(
+        lambda: fast_rollout_rewards(generator, discriminator, x, N, rng, workspace=workspace),
+        setup=reference_first,
+        rounds=3,
+        iterations=1,
+    )
+    if not benchmark.disabled:
+        fast_s = benchmark.stats.stats.data
+        benchmark.extra_info["reference_s"] = reference_s
+        benchmark.extra_info["speedup_per_round"] = [
+            r / f for r, f in zip(reference_s, fast_s, strict=True)
+        ]
+        benchmark.extra_info["speedup_of_means"] = sum(reference_s) / sum(fast_s)
