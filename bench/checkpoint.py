@@ -7,8 +7,11 @@ checkpoint intact. Removed once the cell reaches a final status.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +21,12 @@ FORMAT = 1
 
 
 def checkpoint_path(cache_dir: Path, cell_key: str) -> Path:
+    """Where the cell with this key keeps its checkpoint."""
     return Path(cache_dir) / "checkpoints" / f"{cell_key}.pt"
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write atomically: a kill mid-write leaves the previous checkpoint in place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     torch.save(state | {"format": FORMAT}, tmp)
@@ -45,3 +50,27 @@ def load_checkpoint(path: Path) -> dict[str, Any] | None:
 
 def remove_checkpoint(path: Path) -> None:
     path.unlink(missing_ok=True)
+
+
+@contextmanager
+def cell_lock(cache_dir: Path, cell_key: str) -> Iterator[bool]:
+    """Hold the cell's lock while it runs; yields False (and holds nothing) when another live
+    process holds it. The kernel drops the lock when its holder dies, even by SIGKILL."""
+    path = Path(cache_dir) / "checkpoints" / f"{cell_key}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def cell_busy(cache_dir: Path, cell_key: str) -> bool:
+    """Whether another live process is running this cell right now."""
+    with cell_lock(cache_dir, cell_key) as acquired:
+        return not acquired

@@ -66,6 +66,12 @@ class CellProgress:
     def note(self, text: str) -> None:
         self.bar.console.log(text)
 
+    def finished(self, method: str, seed: int, status: str) -> None:
+        """A cell that ran elsewhere (a worker process, a Ray task) reached `status`."""
+        if status != "finished":
+            self.bar.console.log(f"{method} seed {seed}: {status}")
+        self.bar.advance(self.all)
+
     def done(self, status: str, extra: dict) -> None:
         if status != "finished":
             self.bar.console.log(f"{self.bar.tasks[-1].description}: {status} {extra}")
@@ -84,5 +90,7 @@ class QuietProgress:
     def evaluated(self, metrics: dict) -> None: ...
 
     def note(self, text: str) -> None: ...
+
+    def finished(self, method: str, seed: int, status: str) -> None: ...
 
     def done(self, status: str, extra: dict) -> None: ...

@@ -6,12 +6,14 @@ python -m bench.run --methods all --seeds 3 --preset quick
 from __future__ import annotations
 
 import argparse
+import ctypes
 import dataclasses
 import hashlib
 import json
 import multiprocessing
 import os
 import shlex
+import signal
 import sys
 import time
 import traceback
@@ -21,7 +23,14 @@ from pathlib import Path
 
 import torch
 
-from bench.checkpoint import checkpoint_path, load_checkpoint, remove_checkpoint, save_checkpoint
+from bench.checkpoint import (
+    cell_busy,
+    cell_lock,
+    checkpoint_path,
+    load_checkpoint,
+    remove_checkpoint,
+    save_checkpoint,
+)
 from bench.config import PRESETS as BENCH_PRESETS
 from bench.config import BenchConfig
 from bench.evaluate import curve_point, final_metrics, temperature_sweep
@@ -290,25 +299,26 @@ def run_references(plan: Plan, task: Task, tracker: Tracker, parent: str, tags: 
 
 
 def train_cell(
-    plan: Plan, spec: MethodSpec, task: Task, seed: int, log, progress, ckpt: Path
+    plan: Plan, spec: MethodSpec, task: Task, seed: int, log, progress, ckpt: Path, on_resume
 ) -> tuple:
     """Pre-train (cached), then run the method, continuing from checkpoint `ckpt` if there is
-    one; returns (generator, summary metrics, last step, the step it resumed at or None)."""
-    mle_cfg, cfg, bench = plan.configs["mle"], plan.configs[spec.name], plan.bench
+    one (then `on_resume(step)` first); returns (generator, summary metrics, last step)."""
+    cfg, bench = plan.configs[spec.name], plan.bench
     saved = load_checkpoint(ckpt)
-    gen, pre_updates, pre_seconds = pretrained_generator(
-        mle_cfg, task, bench, seed, plan.device, plan.cache_dir, log, progress.tick
+    trainer, rng, (pre_updates, pre_seconds), setup_s = _setup(
+        plan, spec, task, seed, log, progress, fresh=saved is None
     )
-    rng = torch.Generator(device=plan.device).manual_seed(derive_seed(seed, spec.name))
-    t0 = time.perf_counter()
-    ctx = TrainContext(task, plan.device, rng, seed, fresh=saved is None)
-    trainer = spec.make_trainer(cfg, ctx, gen)
-    setup_s = time.perf_counter() - t0
     curve, state = [], None
     if saved is not None:
-        trainer.load_state_dict(saved["trainer"])
-        rng.set_state(saved["rng"])
-        setup_s, curve, state = saved["setup_s"], saved["curve"], LoopState(**saved["loop"])
+        try:
+            setup_s, curve, state = _restore(trainer, rng, saved)
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:  # code changed under it
+            print(f"bench.run: checkpoint {ckpt} does not fit ({e}); restarting", file=sys.stderr)
+            remove_checkpoint(ckpt)
+            silent = lambda step, m: None  # noqa: E731 (the pre-training curve is logged)
+            trainer, rng, _, setup_s = _setup(plan, spec, task, seed, silent, progress, True)
+    if state is not None:
+        on_resume(pre_updates + state.done)
         for step, metrics in curve:  # the curve so far, into this run: one curve, no gap
             log(step, metrics)
     progress.pretrained(pre_updates + (state.done if state else 0))
@@ -338,8 +348,28 @@ def train_cell(
     perf = run_phase(
         trainer, phase, evaluate, record, bench.max_abs_loss, progress.tick, state, checkpoint
     )
-    resumed = pre_updates + state.done if saved is not None else None
-    return trainer.generator, perf | {"perf/setup_s": setup_s}, pre_updates + cfg.updates, resumed
+    return trainer.generator, perf | {"perf/setup_s": setup_s}, pre_updates + cfg.updates
+
+
+def _setup(plan: Plan, spec: MethodSpec, task: Task, seed: int, log, progress, fresh: bool):
+    """(trainer on the cached pre-trained generator, its rng, (pre-training updates, seconds),
+    construction seconds). `fresh=False` skips one-off work a checkpoint will supply."""
+    gen, pre_updates, pre_seconds = pretrained_generator(
+        plan.configs["mle"], task, plan.bench, seed, plan.device, plan.cache_dir, log, progress.tick
+    )
+    rng = torch.Generator(device=plan.device).manual_seed(derive_seed(seed, spec.name))
+    t0 = time.perf_counter()
+    ctx = TrainContext(task, plan.device, rng, seed, fresh=fresh)
+    trainer = spec.make_trainer(plan.configs[spec.name], ctx, gen)
+    return trainer, rng, (pre_updates, pre_seconds), time.perf_counter() - t0
+
+
+def _restore(trainer, rng: torch.Generator, saved: dict) -> tuple[float, list, LoopState]:
+    """Load a checkpoint into a trainer built with fresh=False: (setup seconds, curve, state)."""
+    state = LoopState(**saved["loop"])
+    trainer.load_state_dict(saved["trainer"])
+    rng.set_state(saved["rng"])
+    return saved["setup_s"], saved["curve"], state
 
 
 def run_cell(
@@ -352,11 +382,29 @@ def run_cell(
     tags: dict,
     progress: CellProgress,
 ) -> str:
-    """Train, evaluate and log one (method, seed) cell; returns its status. Never raises."""
+    """Train, evaluate and log one (method, seed) cell; returns its status. Never raises.
+
+    Holds the cell's lock meanwhile: a second process started on the same cell skips it."""
+    with cell_lock(plan.cache_dir, tags["cell_key"]) as held:
+        if not held:
+            progress.done("busy", {"reason": "running in another process"})
+            return "busy"
+        return _run_cell(plan, spec, task, seed, tracker, parent, tags, progress)
+
+
+def _run_cell(
+    plan: Plan,
+    spec: MethodSpec,
+    task: Task,
+    seed: int,
+    tracker: Tracker,
+    parent: str,
+    tags: dict,
+    progress: CellProgress,
+) -> str:
     cfg = plan.configs[spec.name]
-    run_id = tracker.start(
-        f"{spec.name}-s{seed}", tags | dict(kind="method", method=spec.name, seed=str(seed)), parent
-    )
+    cell_tags = dict(kind="method", method=spec.name, seed=str(seed), pid=str(os.getpid()))
+    run_id = tracker.start(f"{spec.name}-s{seed}", tags | cell_tags, parent)
     params = (
         flatten(cfg, spec.name)
         | flatten(plan.configs["mle"], "pretrain")
@@ -371,10 +419,14 @@ def run_cell(
         progress.evaluated(metrics)
 
     ckpt = checkpoint_path(plan.cache_dir, tags["cell_key"])
+    if plan.force:  # --force: from scratch, not from a checkpoint of an earlier attempt
+        remove_checkpoint(ckpt)
+
+    def on_resume(step: int) -> None:
+        tracker.set_tags(run_id, {"resumed_at_step": str(step)})
+
     try:
-        gen, perf, last_step, resumed = train_cell(plan, spec, task, seed, log, progress, ckpt)
-        if resumed is not None:
-            tracker.set_tags(run_id, {"resumed_at_step": str(resumed)})
+        gen, perf, last_step = train_cell(plan, spec, task, seed, log, progress, ckpt, on_resume)
         final, samples = final_metrics(
             gen,
             task,
@@ -507,6 +559,10 @@ def run_cells(plan: Plan, task: Task, tracker: Tracker, parent: str, tags: dict)
                     tracker.add_reused(parent, done)
                     progress.reused(name, seed, done)
                     continue
+                if cell_busy(plan.cache_dir, key):  # another live invocation is running it
+                    progress.note(f"{name} seed {seed}: running in another process; skipped")
+                    progress.finished(name, seed, "busy")
+                    continue
                 tracker.mark_killed(key)  # a run of this cell left RUNNING by a killed process
                 todo.append((name, seed, tags | {"cell_key": key}))
         if plan.executor == "ray":
@@ -537,7 +593,7 @@ def schedule(pool, plan: Plan, parent: str, todo: list, progress: CellProgress) 
             for cell in (c for c in todo if c[1] == seed):
                 pending[pool.submit(remote_cell, plan, *cell[:2], parent, cell[2])] = cell
         else:
-            progress.done(result, {"method": name, "seed": seed} if result != "finished" else {})
+            progress.finished(name, seed, result)
 
 
 def remote_pretrain(plan: Plan, seed: int) -> str:
@@ -570,19 +626,20 @@ class ProcessPool:
     (torch's default of all cores per process makes N busy processes thrash)."""
 
     def __init__(self, plan: Plan) -> None:
-        threads = max(1, (os.cpu_count() or 1) // plan.jobs)
+        threads = max(1, _usable_cores() // plan.jobs)
         self.pool = ProcessPoolExecutor(
             plan.jobs,
             mp_context=multiprocessing.get_context("spawn"),  # fork and torch threads don't mix
-            initializer=torch.set_num_threads,
+            initializer=_init_worker,
             initargs=(threads,),
         )
 
     def __enter__(self) -> ProcessPool:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.pool.shutdown(cancel_futures=True)
+    def __exit__(self, exc_type, *exc) -> None:
+        # on an interrupt, don't wait hours for running cells: they are killed with the driver
+        self.pool.shutdown(wait=exc_type is None, cancel_futures=True)
 
     def submit(self, fn, *args) -> Future:
         return self.pool.submit(fn, *args)
@@ -590,7 +647,27 @@ class ProcessPool:
     def wait_one(self, handles: list[Future]) -> tuple[Future, str]:
         done, _ = wait(handles, return_when=FIRST_COMPLETED)
         handle = next(iter(done))
-        return handle, handle.result()
+        try:
+            return handle, handle.result()
+        except Exception as e:  # a worker died (e.g. out of memory) or failed outside its cell
+            return handle, f"failed ({type(e).__name__}: {e})"
+
+
+def _usable_cores() -> int:
+    """Cores this process may run on (affinity and cpusets count, unlike os.cpu_count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _init_worker(threads: int) -> None:
+    torch.set_num_threads(threads)
+    try:  # Linux: die with the driver, so a killed run leaves no orphan training a cell
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
 
 
 class RayPool:
@@ -618,7 +695,10 @@ class RayPool:
 
     def wait_one(self, handles: list) -> tuple[object, str]:
         ready, _ = self.ray.wait(handles, num_returns=1)
-        return ready[0], self.ray.get(ready[0])
+        try:
+            return ready[0], self.ray.get(ready[0])
+        except Exception as e:  # a task's worker died or failed outside its cell
+            return ready[0], f"failed ({type(e).__name__}: {e})"
 
 
 def report(tracker: Tracker, parent: str, out_dir: Path, plan: Plan) -> int:

@@ -6,6 +6,7 @@ one `log_batch` call per evaluation, never one call per value.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -56,16 +57,14 @@ def git_commit() -> str:
         sha = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
         ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
+        diff = subprocess.run(
+            ["git", "diff", "HEAD"], cwd=root, capture_output=True, timeout=30
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    return (sha or "unknown") + ("-dirty" if dirty else "")
+    # uncommitted edits: their hash, so two different edits never share cells or checkpoints
+    dirty = f"-dirty-{hashlib.sha256(diff).hexdigest()[:8]}" if diff else ""
+    return (sha or "unknown") + dirty
 
 
 def environment_tags(device: torch.device) -> dict[str, str]:

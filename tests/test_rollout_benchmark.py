@@ -83,12 +83,14 @@ def test_fast_rollout_paired_with_reference(benchmark, paper_setup):
 
     workspace = Workspace()
     fast_rollout_rewards(generator, discriminator, x, N, rng, workspace=workspace)  # warm-up
-    benchmark.pedantic(
+    rewards = benchmark.pedantic(
         lambda: fast_rollout_rewards(generator, discriminator, x, N, rng, workspace=workspace),
         setup=reference_first,
         rounds=3,
         iterations=1,
     )
+    assert rewards.shape == (B, T) and ((rewards > 0) & (rewards < 1)).all()
+    assert len(reference_s) >= 1  # the reference really ran before the timed calls
     if not benchmark.disabled:
         fast_s = benchmark.stats.stats.data
         benchmark.extra_info["reference_s"] = reference_s
