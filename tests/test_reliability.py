@@ -42,9 +42,9 @@ def _finished(uri):
         return []
 
 
-@pytest.mark.slow
-def test_killed_run_resumes_without_retraining_finished_cells(tmp_path, mlflow_uri):
-    argv = _argv(tmp_path, mlflow_uri, "--methods", "mle", "--seeds", "2")
+def _kill_when(argv, condition, poll: float) -> int:
+    """Run bench.run in a subprocess; SIGKILL its process group once `condition()` holds (or
+    it exits, or 600 s pass); return its exit code."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench.run", *argv],
         stdout=subprocess.DEVNULL,
@@ -52,10 +52,17 @@ def test_killed_run_resumes_without_retraining_finished_cells(tmp_path, mlflow_u
         start_new_session=True,
     )
     deadline = time.time() + 600
-    while not _finished(mlflow_uri) and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.5)
-    os.killpg(proc.pid, signal.SIGKILL)  # mid-way through the second cell
-    proc.wait()
+    while not condition() and time.time() < deadline and proc.poll() is None:
+        time.sleep(poll)
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    return proc.wait()
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_without_retraining_finished_cells(tmp_path, mlflow_uri):
+    argv = _argv(tmp_path, mlflow_uri, "--methods", "mle", "--seeds", "2")
+    _kill_when(argv, lambda: _finished(mlflow_uri), poll=0.5)  # mid-way through the 2nd cell
     first = _finished(mlflow_uri)
     assert len(first) == 1, "expected exactly one finished cell before the kill"
     assert main(argv) == 0
@@ -97,17 +104,8 @@ def test_killed_cell_resumes_from_its_checkpoint_and_matches_an_uninterrupted_ru
     assert not list(checkpoints.glob("*.pt")), "a finished cell leaves no checkpoint"
 
     argv = _argv(tmp_path, mlflow_uri, *cell)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.run", *argv],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.time() + 600
-    while not list(checkpoints.glob("*.pt")) and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.wait() == -signal.SIGKILL, "the cell finished before it could be killed"
+    returncode = _kill_when(argv, lambda: list(checkpoints.glob("*.pt")), poll=0.02)
+    assert returncode == -signal.SIGKILL, "the cell finished before it could be killed"
     assert main(argv) == 0
 
     (killed,) = [r for r in _runs(mlflow_uri) if r.info.status == "KILLED"]
