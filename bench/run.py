@@ -73,6 +73,7 @@ class Plan:
     bench: BenchConfig
     configs: dict[str, object]  # method name -> its resolved Config; "mle" always present
     command: str
+    code: str = "unknown"  # the code version in cell keys: git commit (+ hash of uncommitted edits)
     force: bool = False  # re-run cells already finished in the store
     executor: str = "local"  # local: cells one after another here; ray: one Ray task per cell
     ray_address: str | None = None  # None starts a local Ray cluster
@@ -260,6 +261,7 @@ def make_plan(argv: list[str] | None) -> Plan:
         executor=args.executor,
         ray_address=args.ray_address,
         jobs=args.jobs,
+        code=git_commit(),  # once: two git calls, not two per cell
         command=shlex.join(["python", "-m", "bench.run", *(argv or sys.argv[1:])]),
     )
 
@@ -541,7 +543,7 @@ def _key(plan: Plan, task: Task, **ident) -> str:
         bench={k: v for k, v in dataclasses.asdict(plan.bench).items() if k != "checkpoint_every"},
         oracle=task.identity,
         device=plan.device.type,
-        code=git_commit(),
+        code=plan.code,
         torch=torch.__version__,
     )
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
@@ -560,8 +562,7 @@ def run_cells(plan: Plan, task: Task, tracker: Tracker, parent: str, tags: dict)
                     progress.reused(name, seed, done)
                     continue
                 if cell_busy(plan.cache_dir, key):  # another live invocation is running it
-                    progress.note(f"{name} seed {seed}: running in another process; skipped")
-                    progress.finished(name, seed, "busy")
+                    progress.finished(name, seed, "busy: running in another process, skipped")
                     continue
                 tracker.mark_killed(key)  # a run of this cell left RUNNING by a killed process
                 todo.append((name, seed, tags | {"cell_key": key}))
@@ -600,8 +601,8 @@ def remote_pretrain(plan: Plan, seed: int) -> str:
     """Fill the pre-training cache for `seed` in a worker; '' when done, else the error."""
     try:
         task = _worker_task(plan)
-        bench = plan.bench
-        pretrained_generator(plan.configs["mle"], task, bench, seed, plan.device, plan.cache_dir)
+        mle_cfg, bench = plan.configs["mle"], plan.bench
+        pretrained_generator(mle_cfg, task, bench, seed, plan.device, plan.cache_dir)
         return ""
     except Exception as e:
         return f"{type(e).__name__}: {e}"
