@@ -4,7 +4,9 @@ Its pre-training phase is also the shared starting point of every adversarial me
 benchmark caches the pre-trained generator by this config, the task and the replicate seed
 (`bench/pretrain.py`), so `mle`, `seqgan`, `wgan-gp` and `gumbel` of one seed start from the same
 weights. After pre-training, `mle` itself keeps training by MLE for `updates` more generator
-updates, the same count the GANs spend adversarially: the "MLE continued" control.
+updates: the "MLE continued" control (paper preset: 200, SeqGAN's count of adversarial updates;
+each method's PRESETS set its own counts, so compare at equal training seconds or updates with
+the learning curves).
 """
 
 from __future__ import annotations

@@ -20,6 +20,22 @@ def test_interval_contains_the_mean_and_narrows_with_more_seeds():
     assert (mean_ci(many)[2] - mean_ci(many)[1]) < (mean_ci(few)[2] - mean_ci(few)[1])
 
 
+def test_interval_is_the_student_t_interval():
+    # 1, 2, 3: mean 2, standard error 1/sqrt(3), t_{0.975, 2} = 4.302653
+    m, lo, hi = mean_ci(np.array([1.0, 2.0, 3.0]))
+    half = 4.302653 / np.sqrt(3)
+    assert m == 2.0 and lo == pytest.approx(2 - half, abs=1e-5) and hi == pytest.approx(2 + half)
+    assert mean_ci(np.array([5.0, 5.0, 5.0])) == (5.0, 5.0, 5.0)  # identical seeds: a point
+
+
+def test_interval_covers_the_mean_95_percent_of_the_time_with_three_seeds():
+    # a percentile bootstrap over 3 seeds returns [min, max] and covers only ~75%
+    rng = np.random.default_rng(1)
+    trials = rng.normal(9.0, 0.1, size=(4000, 3))
+    covered = [lo <= 9.0 <= hi for _, lo, hi in map(mean_ci, trials)]
+    assert np.mean(covered) == pytest.approx(0.95, abs=0.015)  # 4 binomial s.e.
+
+
 def test_one_seed_has_no_interval():
     m, lo, hi = mean_ci(np.array([8.5]))
     assert m == 8.5 and np.isnan(lo) and np.isnan(hi)
@@ -65,3 +81,19 @@ def test_sweep_summary_best_point_and_matched_diversity():
     # MLE's alpha=1 NLL-test is 8.0; the gan's sweep passes it halfway from (10, 7) to (8, 9)
     assert got["gan", "sweep/oracle_at_mle_test"] == pytest.approx(9.0)
     assert got["mle", "sweep/oracle_at_mle_test"] == pytest.approx(9.0)
+
+
+def test_matched_diversity_reads_the_cold_branch_of_a_u_shaped_sweep():
+    # NLL-test is U-shaped in alpha, least at 1.0; MLE's alpha=1 NLL-test is 8.0. The hot side
+    # (alpha 0.25 -> 0.5) also crosses 8.0, at NLL-oracle 11.5; the frontier's crossing is on the
+    # cold side, halfway from alpha 1 (9.0, 7.0) to alpha 2 (7.0, 9.0): NLL-oracle 8.0.
+    rows = [("mle", 0, 1.0, 9.0, 8.0), ("mle", 0, 2.0, 7.0, 9.0)]
+    rows += [
+        ("gan", 0, 0.25, 12.0, 8.5),
+        ("gan", 0, 0.5, 11.0, 7.5),
+        ("gan", 0, 1.0, 9.0, 7.0),
+        ("gan", 0, 2.0, 7.0, 9.0),
+    ]
+    sweep = pd.DataFrame(rows, columns=["method", "seed", "alpha", "nll_oracle", "nll_test"])
+    got = sweep_summary(sweep).set_index(["method", "metric"]).value
+    assert got["gan", "sweep/oracle_at_mle_test"] == pytest.approx(8.0)
