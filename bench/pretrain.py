@@ -32,9 +32,14 @@ def derive_seed(seed: int, *tags: str) -> int:
     return int.from_bytes(digest[:8], "little") >> 1
 
 
-def pretrain_key(cfg: mle.Config, task: Task, bench: BenchConfig, seed: int, device) -> str:
+def pretrain_key(
+    cfg: mle.Config, task: Task, bench: BenchConfig, seed: int, device, code: str
+) -> str:
+    """The cache key: everything the pre-trained weights depend on, the source code included
+    (`bench.tracking.source_version`), so a change to the generator or to MLE retrains."""
     fields = {k: v for k, v in asdict(cfg).items() if k not in ("updates", "eval_every")}
     ident = dict(
+        code=code,
         mle=fields,
         task=task.identity,
         n_train=bench.n_train,
@@ -60,6 +65,8 @@ def pretrained_generator(
     seed: int,
     device: torch.device,
     cache_dir: Path,
+    *,
+    code: str,
     log: Callable[[int, Metrics], None] = lambda step, m: None,
     tick: Callable[[Metrics], None] = lambda s: None,
 ) -> tuple[LSTMGenerator, int, float]:
@@ -67,7 +74,8 @@ def pretrained_generator(
 
     Its learning curve goes to `log` as it is measured, or at once from the cache.
     """
-    path = Path(cache_dir) / f"pretrain-{pretrain_key(cfg, task, bench, seed, device)}.pt"
+    key = pretrain_key(cfg, task, bench, seed, device, code)
+    path = Path(cache_dir) / f"pretrain-{key}.pt"
     gen = fresh_generator(task, cfg, seed).to(device)
     if path.exists():
         saved = torch.load(path)

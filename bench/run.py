@@ -9,15 +9,17 @@ import argparse
 import ctypes
 import dataclasses
 import hashlib
+import itertools
 import json
 import multiprocessing
+import multiprocessing.connection
 import os
 import shlex
 import signal
 import sys
 import time
 import traceback
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +40,7 @@ from bench.loop import Diverged, LoopState, Phase, run_phase
 from bench.pretrain import derive_seed, pretrained_generator
 from bench.progress import CellProgress, QuietProgress
 from bench.report import print_table, write_report
-from bench.tracking import Tracker, TrackingError, default_uri, environment_tags, git_commit
+from bench.tracking import Tracker, TrackingError, default_uri, environment_tags, source_version
 from methods import METHODS
 from methods.base import PRESET_NAMES, MethodSpec, TrainContext
 from methods.config import ConfigError, build, flatten, parse_floats
@@ -73,7 +75,7 @@ class Plan:
     bench: BenchConfig
     configs: dict[str, object]  # method name -> its resolved Config; "mle" always present
     command: str
-    code: str = "unknown"  # the code version in cell keys: git commit (+ hash of uncommitted edits)
+    code: str = "unknown"  # the code version in cell keys: `source_version()`, a source hash
     force: bool = False  # re-run cells already finished in the store
     executor: str = "local"  # local: cells one after another here; ray: one Ray task per cell
     ray_address: str | None = None  # None starts a local Ray cluster
@@ -261,7 +263,7 @@ def make_plan(argv: list[str] | None) -> Plan:
         executor=args.executor,
         ray_address=args.ray_address,
         jobs=args.jobs,
-        code=git_commit(),  # once: two git calls, not two per cell
+        code=source_version(),  # once per invocation, not per cell key
         command=shlex.join(["python", "-m", "bench.run", *(argv or sys.argv[1:])]),
     )
 
@@ -357,7 +359,15 @@ def _setup(plan: Plan, spec: MethodSpec, task: Task, seed: int, log, progress, f
     """(trainer on the cached pre-trained generator, its rng, (pre-training updates, seconds),
     construction seconds). `fresh=False` skips one-off work a checkpoint will supply."""
     gen, pre_updates, pre_seconds = pretrained_generator(
-        plan.configs["mle"], task, plan.bench, seed, plan.device, plan.cache_dir, log, progress.tick
+        plan.configs["mle"],
+        task,
+        plan.bench,
+        seed,
+        plan.device,
+        plan.cache_dir,
+        code=plan.code,
+        log=log,
+        tick=progress.tick,
     )
     rng = torch.Generator(device=plan.device).manual_seed(derive_seed(seed, spec.name))
     t0 = time.perf_counter()
@@ -517,6 +527,9 @@ def execute(plan: Plan) -> int:
     except KeyboardInterrupt:
         tracker.end(parent, "KILLED")
         raise
+    except BaseException:  # finished cells are in the store; `bench.report` can still show them
+        tracker.end(parent, "FAILED")
+        raise
     tracker.end(parent)
     return report(tracker, parent, out_dir, plan)
 
@@ -602,7 +615,9 @@ def remote_pretrain(plan: Plan, seed: int) -> str:
     try:
         task = _worker_task(plan)
         mle_cfg, bench = plan.configs["mle"], plan.bench
-        pretrained_generator(mle_cfg, task, bench, seed, plan.device, plan.cache_dir)
+        pretrained_generator(
+            mle_cfg, task, bench, seed, plan.device, plan.cache_dir, code=plan.code
+        )
         return ""
     except Exception as e:
         return f"{type(e).__name__}: {e}"
@@ -623,35 +638,71 @@ def _worker_task(plan: Plan) -> Task:
 
 
 class ProcessPool:
-    """--jobs N: N spawned worker processes on this machine, cores shared evenly among them
-    (torch's default of all cores per process makes N busy processes thrash)."""
+    """--jobs N: at most N spawned worker processes on this machine, one per job, cores shared
+    evenly among them (torch's default of all cores per process makes N busy processes thrash).
+
+    One process per job, not a `ProcessPoolExecutor`: there, one worker that dies (out of
+    memory, a segfault) breaks the whole pool and kills its siblings' cells; here it fails only
+    its own job. Starting a process costs seconds; a cell takes minutes."""
 
     def __init__(self, plan: Plan) -> None:
-        threads = max(1, _usable_cores() // plan.jobs)
-        self.pool = ProcessPoolExecutor(
-            plan.jobs,
-            mp_context=multiprocessing.get_context("spawn"),  # fork and torch threads don't mix
-            initializer=_init_worker,
-            initargs=(threads,),
-        )
+        self.jobs, self.threads = plan.jobs, max(1, _usable_cores() // plan.jobs)
+        self.context = multiprocessing.get_context("spawn")  # fork and torch threads don't mix
+        self.queued: deque = deque()  # (handle, fn, args) not started yet
+        self.running: dict[int, tuple] = {}  # handle -> (process, its result pipe)
+        self.handles = itertools.count()
 
     def __enter__(self) -> ProcessPool:
         return self
 
-    def __exit__(self, exc_type, *exc) -> None:
-        # on an interrupt, don't wait hours for running cells: they are killed with the driver
-        self.pool.shutdown(wait=exc_type is None, cancel_futures=True)
+    def __exit__(self, *exc) -> None:
+        # normally nothing is left; on an interrupt, don't wait hours for running cells
+        self.queued.clear()
+        for process, _ in self.running.values():
+            process.kill()
+            process.join()
 
-    def submit(self, fn, *args) -> Future:
-        return self.pool.submit(fn, *args)
+    def submit(self, fn, *args) -> int:
+        handle = next(self.handles)
+        self.queued.append((handle, fn, args))
+        self._start_queued()
+        return handle
 
-    def wait_one(self, handles: list[Future]) -> tuple[Future, str]:
-        done, _ = wait(handles, return_when=FIRST_COMPLETED)
-        handle = next(iter(done))
+    def _start_queued(self) -> None:
+        while self.queued and len(self.running) < self.jobs:
+            handle, fn, args = self.queued.popleft()
+            receive, send = self.context.Pipe(duplex=False)
+            process = self.context.Process(target=_worker_main, args=(send, self.threads, fn, args))
+            process.start()
+            send.close()  # the child holds the only writer: EOF on receive once it is gone
+            self.running[handle] = (process, receive)
+
+    def wait_one(self, handles: list[int]) -> tuple[int, str]:
+        """The next of `handles` to finish and its result (a worker that died: 'failed (...)')."""
+        by_pipe = {pipe: h for h, (_, pipe) in self.running.items() if h in handles}
+        pipe = multiprocessing.connection.wait(list(by_pipe))[0]
+        handle = by_pipe[pipe]
+        process, _ = self.running.pop(handle)
         try:
-            return handle, handle.result()
-        except Exception as e:  # a worker died (e.g. out of memory) or failed outside its cell
-            return handle, f"failed ({type(e).__name__}: {e})"
+            result = pipe.recv()
+        except EOFError:  # closed without a result: the process died
+            process.join()
+            result = f"failed (worker process died, exit code {process.exitcode})"
+        process.join()
+        pipe.close()
+        self._start_queued()
+        return handle, result
+
+
+def _worker_main(pipe, threads: int, fn, args) -> None:
+    """A --jobs worker: one job, its result (or its error, as text) sent back to the driver."""
+    _init_worker(threads)
+    try:
+        result = fn(*args)
+    except Exception as e:  # failed outside its cell's own error handling
+        result = f"failed ({type(e).__name__}: {e})"
+    pipe.send(result)
+    pipe.close()
 
 
 def _usable_cores() -> int:

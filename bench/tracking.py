@@ -67,9 +67,28 @@ def git_commit() -> str:
     return (sha or "unknown") + dirty
 
 
+SOURCE_PACKAGES = ("bench", "methods", "oracle")
+
+
+def source_version(root: Path | None = None) -> str:
+    """A hash of the code that determines results: every .py file of the packages and
+    pyproject.toml (its pins), tracked or not. Part of every cell and pre-training key, so an edit
+    to a method, even one not yet committed, never reuses old cells, while edits to docs, tests or
+    reports (`--experiment reference` rewrites reports/) reuse them."""
+    root = root or Path(__file__).resolve().parent.parent
+    files = [root / "pyproject.toml"]
+    files += sorted(f for pkg in SOURCE_PACKAGES for f in (root / pkg).rglob("*.py"))
+    digest = hashlib.sha256()
+    for f in files:
+        if f.is_file():
+            digest.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return "src-" + digest.hexdigest()[:16]
+
+
 def environment_tags(device: torch.device) -> dict[str, str]:
     return {
         "git_commit": git_commit(),
+        "source_version": source_version(),
         "device": str(device)
         + (
             f" ({torch.cuda.get_device_name(device)})"

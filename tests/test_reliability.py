@@ -11,6 +11,7 @@ import pytest
 from mlflow import MlflowClient
 
 from bench.run import main
+from bench.tracking import source_version
 
 
 def _argv(root, uri, *extra):
@@ -236,3 +237,50 @@ def test_a_cell_another_process_is_running_is_skipped_not_duplicated(tmp_path, m
     assert main(argv) == 0  # released: now it runs
     (run,) = _runs(mlflow_uri)
     assert run.data.tags["cell_status"] == "finished"
+
+
+def test_source_version_follows_code_not_docs(tmp_path):
+    for rel, text in {
+        "pyproject.toml": "[project]\n",
+        "bench/run.py": "A = 1\n",
+        "methods/mle.py": "B = 1\n",
+        "oracle/model.py": "C = 1\n",
+        "README.md": "docs\n",
+        "tests/test_x.py": "def test(): pass\n",
+        "reports/reference/README.md": "table\n",
+    }.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    base = source_version(tmp_path)
+    assert base.startswith("src-") and source_version(tmp_path) == base
+    for rel in ("README.md", "tests/test_x.py", "reports/reference/README.md"):
+        (tmp_path / rel).write_text("edited\n")
+    assert source_version(tmp_path) == base  # docs, tests and reports do not re-run cells
+    changed = []
+    for rel in ("methods/new_method.py", "methods/mle.py", "oracle/model.py", "pyproject.toml"):
+        (tmp_path / rel).write_text("edited = 2\n")  # a new, untracked method file counts too
+        changed.append(source_version(tmp_path))
+    assert len({base, *changed}) == 5
+
+
+def _job(value: int) -> str:
+    if value < 0:
+        os._exit(3)  # the worker dies without a result, as on an out-of-memory kill
+    return f"ok {value} in {os.getpid()}"
+
+
+def test_a_dying_worker_fails_only_its_own_job():
+    from types import SimpleNamespace
+
+    from bench.run import ProcessPool
+
+    results = {}
+    with ProcessPool(SimpleNamespace(jobs=2)) as pool:
+        pending = {pool.submit(_job, v): v for v in (1, -1, 2, 3)}
+        while pending:
+            handle, result = pool.wait_one(list(pending))
+            results[pending.pop(handle)] = result
+    assert results[-1] == "failed (worker process died, exit code 3)"
+    assert all(results[v].startswith(f"ok {v} in ") for v in (1, 2, 3))
+    pids = {results[v].rsplit(" ", 1)[1] for v in (1, 2, 3)}
+    assert str(os.getpid()) not in pids and len(pids) == 3  # one process per job
