@@ -66,7 +66,8 @@ class BenchConfig:
     )
     max_abs_loss: float = hp(
         1e6,
-        "a training scalar beyond this magnitude marks the cell diverged",
+        "a training scalar (train/*: losses, norms) beyond this magnitude marks the cell "
+        "diverged; perf/* timings need only be finite",
         source="a guard, not a tuned value",
         check="positive",
     )

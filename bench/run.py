@@ -236,6 +236,10 @@ def make_plan(argv: list[str] | None) -> Plan:
             _, prefix, name = dest.split(":")
             overrides.setdefault(prefix, {})[name] = value
     methods = parse_methods(args.methods)
+    for prefix, fields in overrides.items():
+        if prefix not in ("bench", "mle", *methods):  # mle: the shared pre-training
+            flag = f"--{prefix}.{next(iter(fields)).replace('_', '-')}"
+            raise ConfigError(f"{flag} applies to method {prefix!r}, which is not in --methods")
     if args.jobs < 1:
         raise ConfigError(f"--jobs {args.jobs}: must be >= 1")
     if args.jobs > 1 and args.executor != "local":
@@ -396,11 +400,20 @@ def run_cell(
 ) -> str:
     """Train, evaluate and log one (method, seed) cell; returns its status. Never raises.
 
-    Holds the cell's lock meanwhile: a second process started on the same cell skips it."""
-    with cell_lock(plan.cache_dir, tags["cell_key"]) as held:
+    Holds the cell's lock meanwhile: a second process started on the same cell skips it. The
+    store is checked again under the lock: another invocation may have finished the cell since
+    this one planned it, and only the lock holder may call a RUNNING run of the cell dead."""
+    key = tags["cell_key"]
+    with cell_lock(plan.cache_dir, key) as held:
         if not held:
             progress.done("busy", {"reason": "running in another process"})
             return "busy"
+        done = None if plan.force else tracker.finished_run(key)
+        if done is not None:
+            tracker.add_reused(parent, done)
+            progress.done("reused", {"reason": "finished by another process meanwhile"})
+            return "reused"
+        tracker.mark_killed(key)  # a run of this cell left RUNNING by a killed process
         return _run_cell(plan, spec, task, seed, tracker, parent, tags, progress)
 
 
@@ -577,7 +590,6 @@ def run_cells(plan: Plan, task: Task, tracker: Tracker, parent: str, tags: dict)
                 if cell_busy(plan.cache_dir, key):  # another live invocation is running it
                     progress.finished(name, seed, "busy: running in another process, skipped")
                     continue
-                tracker.mark_killed(key)  # a run of this cell left RUNNING by a killed process
                 todo.append((name, seed, tags | {"cell_key": key}))
         if plan.executor == "ray":
             schedule(RayPool(plan), plan, parent, todo, progress)

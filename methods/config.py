@@ -16,6 +16,7 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "unit": (lambda v: 0 < v <= 1, "must be in (0, 1]"),
     "ge1": (lambda v: v >= 1, "must be >= 1"),
     "alphas": (lambda v: _floats_ok(v), "must be a non-empty comma list of numbers > 0"),
+    "ints": (lambda v: _ints_ok(v), "must be a non-empty comma list of integers > 0"),
 }
 
 
@@ -27,6 +28,14 @@ def parse_floats(text: str) -> tuple[float, ...]:
 def _floats_ok(text: str) -> bool:
     try:
         values = parse_floats(text)
+    except ValueError:
+        return False
+    return bool(values) and all(v > 0 for v in values)
+
+
+def _ints_ok(text: str) -> bool:
+    try:
+        values = [int(v) for v in text.split(",")]
     except ValueError:
         return False
     return bool(values) and all(v > 0 for v in values)

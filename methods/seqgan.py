@@ -93,11 +93,13 @@ class Config:
         "1,2,3,4,5,6,7,8,9,10,15,20",
         "discriminator convolution widths, comma-separated (each <= sequence length)",
         source="[HEAD] dis_filter_sizes; [PAPER] Table 5",
+        check="ints",
     )
     d_num_filters: str = hp(
         "100,200,200,200,200,100,100,100,100,100,160,160",
         "feature maps per convolution width, comma-separated",
         source="[HEAD] dis_num_filters",
+        check="ints",
     )
     d_dropout_keep: float = hp(
         0.75,
@@ -152,6 +154,14 @@ class Config:
         check="positive",
     )
 
+    def __post_init__(self) -> None:
+        widths, maps = self.d_filter_sizes.split(","), self.d_num_filters.split(",")
+        if len(widths) != len(maps):  # checked here so the CLI rejects it before any training
+            raise ConfigError(
+                f"d-filter-sizes {self.d_filter_sizes!r} has {len(widths)} widths but "
+                f"d-num-filters {self.d_num_filters!r} has {len(maps)} counts; give one per width"
+            )
+
 
 @dataclass(frozen=True)
 class ConstConfig(Config):
@@ -159,8 +169,10 @@ class ConstConfig(Config):
         1.0,
         "the reward every token gets instead of the rollout's; 1.0 is what a fully fooled D "
         "gives. The gradient clip and Adam are both scale-free, so any positive value gives "
-        "nearly the same updates",
+        "nearly the same updates (train/g_loss, a sum over the batch's tokens, scales with it: "
+        "above ~80 it passes --bench.max-abs-loss at the paper's sizes)",
         source="control of [HEAD] issue #21, which used 2",
+        check="positive",
     )
 
 

@@ -40,6 +40,13 @@ CASES = [
     (["--seqgan.rollout-num", "0"], "--seqgan.rollout-num=0 is not valid: must be > 0"),
     (["--seqgan.rollout-num", "1.5"], "--seqgan.rollout-num='1.5' is not valid: expected int"),
     (["--gumbel.beta-max", "-1"], "--gumbel.beta-max=-1.0 is not valid"),
+    (["--seqgan.d-filter-sizes", "2,x"], "--seqgan.d-filter-sizes='2,x' is not valid: must be a"),
+    (["--seqgan.d-num-filters", "8,8,8"], "d-filter-sizes '2,3' has 2 widths but d-num-filters"),
+    (["--seqgan-const.constant-reward", "0"], "--seqgan-const.constant-reward=0.0 is not valid"),
+    (
+        ["--methods", "mle", "--seqgan.rollout-num", "8"],
+        "--seqgan.rollout-num applies to method 'seqgan', which is not in --methods",
+    ),
     (["--wgan-gp.feedback", "hard"], "--wgan-gp.feedback='hard' is not valid; choose from"),
     (["--seeds", "x"], "--seeds 'x' is not an integer"),
     (["--seeds", "0"], "a count of seeds must be >= 1"),

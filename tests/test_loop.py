@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from bench.loop import Diverged, LoopState, Phase, run_phase
+from bench.loop import Diverged, LoopState, Phase, check_finite, run_phase
 
 
 class CountingTrainer:
@@ -80,3 +80,17 @@ def test_a_fresh_state_starts_at_the_phase_offset():
     state = LoopState(train_s=2.5)
     _, _, perf = _run(Phase(updates=1, eval_every=1, step_offset=5), state=state)
     assert perf["perf/train_s"] >= 2.5
+
+
+class FastTrainer(CountingTrainer):
+    def step(self) -> dict[str, float]:
+        return super().step() | {"perf/completions_per_s": 2e6}  # beyond the 1e6 bound
+
+
+def test_the_bound_applies_to_training_scalars_not_to_timings():
+    logged, _, _ = _run(Phase(updates=4, eval_every=2), trainer=FastTrainer())
+    assert [step for step, _ in logged] == [0, 2, 4]  # a fast device is not a divergence
+    with pytest.raises(Diverged, match="train/g_loss"):
+        check_finite({"train/g_loss": -2e6, "perf/x_ms": 1.0}, 7, 1e6)
+    with pytest.raises(Diverged, match="perf/x_ms"):
+        check_finite({"perf/x_ms": math.nan}, 7, 1e6)

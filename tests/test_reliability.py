@@ -239,6 +239,28 @@ def test_a_cell_another_process_is_running_is_skipped_not_duplicated(tmp_path, m
     assert run.data.tags["cell_status"] == "finished"
 
 
+def test_a_cell_finished_elsewhere_after_planning_is_reused_not_run_again(tmp_path, mlflow_uri):
+    # invocation B planned the cell while A still ran it; A finished before B took the lock
+    from bench.progress import QuietProgress
+    from bench.run import run_cell
+    from bench.tracking import Tracker
+    from methods import METHODS
+    from oracle.data import load_task
+
+    argv = _argv(tmp_path, mlflow_uri, "--methods", "mle", "--bench.sweep-alphas", "1")
+    assert main(argv) == 0  # A
+    (first,) = _runs(mlflow_uri)
+    plan, key = _cell_key_of(argv, "mle", 0)
+    task = load_task(plan.oracle, plan.bench.n_train, plan.bench.n_test, plan.cache_dir)
+    tracker = Tracker(mlflow_uri, "rel")
+    parent = tracker.start("b", {"kind": "parent"})
+    status = run_cell(
+        plan, METHODS["mle"], task, 0, tracker, parent, {"cell_key": key}, QuietProgress()
+    )
+    assert status == "reused" and [r.info.run_id for r in _runs(mlflow_uri)] == [first.info.run_id]
+    assert first.info.run_id in tracker.client.get_run(parent).data.tags["reused_runs"]
+
+
 def test_source_version_follows_code_not_docs(tmp_path):
     for rel, text in {
         "pyproject.toml": "[project]\n",
