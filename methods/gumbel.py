@@ -110,9 +110,16 @@ class Config:
     )
     d_filters: int = hp(
         300,
-        "discriminator convolution maps per filter width (widths 2,3,4,5)",
+        "discriminator convolution maps per filter width",
         source="[RELGAN] 300 filters per width",
         check="positive",
+    )
+    d_widths: str = hp(
+        "2,3,4,5",
+        "discriminator convolution widths, comma-separated (widths above the sequence length are "
+        "dropped)",
+        source="[RELGAN] discriminator filter sizes",
+        check="ints",
     )
 
 
@@ -128,9 +135,6 @@ PRESETS = {
 
 
 # ----- the critic: a Kim-style CNN over (B, T, V) rows, identical in methods/wgan_gp.py -----
-WIDTHS = (2, 3, 4, 5)  # [RELGAN] discriminator filter widths (widths above T are dropped)
-
-
 class SequenceCNN(nn.Module):
     """Scores (B, T, V) rows of one-hot or relaxed tokens: one real-valued output per sequence.
 
@@ -141,9 +145,11 @@ class SequenceCNN(nn.Module):
     per-sample gradient penalty. Max-over-time pooling and a highway layer follow SeqGAN's D.
     """
 
-    def __init__(self, vocab_size: int, emb_dim: int, filters: int, seq_len: int) -> None:
+    def __init__(
+        self, vocab_size: int, emb_dim: int, filters: int, widths: str, seq_len: int
+    ) -> None:
         super().__init__()
-        widths = [w for w in WIDTHS if w <= seq_len]
+        widths = [w for w in map(int, widths.split(",")) if w <= seq_len]  # ("2,3", 20) -> [2, 3]
         features = filters * len(widths)
         self.embedding = nn.Linear(vocab_size, emb_dim, bias=False)
         self.convs = nn.ModuleList(nn.Conv1d(emb_dim, filters, w) for w in widths)
@@ -236,7 +242,9 @@ class GumbelTrainer(Checkpointable):
     def __init__(self, cfg: Config, ctx: TrainContext, generator: LSTMGenerator) -> None:
         self.cfg, self.generator, self.rng = cfg, generator, ctx.rng
         task = ctx.task
-        self.disc = SequenceCNN(task.vocab_size, cfg.d_emb_dim, cfg.d_filters, task.seq_len)
+        self.disc = SequenceCNN(
+            task.vocab_size, cfg.d_emb_dim, cfg.d_filters, cfg.d_widths, task.seq_len
+        )
         self.disc.to(ctx.device).init_(ctx.rng)
         betas = (cfg.adam_b1, cfg.adam_b2)
         self.g_opt = torch.optim.Adam(generator.parameters(), lr=cfg.g_lr, betas=betas)

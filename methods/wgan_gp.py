@@ -79,9 +79,15 @@ class Config:
     )
     critic_filters: int = hp(
         128,
-        "critic convolution maps per filter width (widths 2,3,4,5)",
+        "critic convolution maps per filter width",
         source="4 x 128 = [WGAN] DIM=512 features; the widths are [RELGAN]'s",
         check="positive",
+    )
+    critic_widths: str = hp(
+        "2,3,4,5",
+        "critic convolution widths, comma-separated (widths above the sequence length are dropped)",
+        source="[RELGAN] discriminator filter sizes",
+        check="ints",
     )
     feedback: str = hp(
         "sampled-first",
@@ -126,9 +132,6 @@ PRESETS = {
 
 
 # ----- the critic: a Kim-style CNN over (B, T, V) rows, identical in methods/gumbel.py -----
-WIDTHS = (2, 3, 4, 5)  # [RELGAN] discriminator filter widths (widths above T are dropped)
-
-
 class SequenceCNN(nn.Module):
     """Scores (B, T, V) rows of one-hot or relaxed tokens: one real-valued output per sequence.
 
@@ -139,9 +142,11 @@ class SequenceCNN(nn.Module):
     per-sample gradient penalty. Max-over-time pooling and a highway layer follow SeqGAN's D.
     """
 
-    def __init__(self, vocab_size: int, emb_dim: int, filters: int, seq_len: int) -> None:
+    def __init__(
+        self, vocab_size: int, emb_dim: int, filters: int, widths: str, seq_len: int
+    ) -> None:
         super().__init__()
-        widths = [w for w in WIDTHS if w <= seq_len]
+        widths = [w for w in map(int, widths.split(",")) if w <= seq_len]  # ("2,3", 20) -> [2, 3]
         features = filters * len(widths)
         self.embedding = nn.Linear(vocab_size, emb_dim, bias=False)
         self.convs = nn.ModuleList(nn.Conv1d(emb_dim, filters, w) for w in widths)
@@ -272,7 +277,7 @@ class WGANGPTrainer(Checkpointable):
         self.cfg, self.generator, self.rng = cfg, generator, ctx.rng
         task = ctx.task
         self.critic = SequenceCNN(
-            task.vocab_size, cfg.critic_emb_dim, cfg.critic_filters, task.seq_len
+            task.vocab_size, cfg.critic_emb_dim, cfg.critic_filters, cfg.critic_widths, task.seq_len
         ).to(ctx.device)
         self.critic.init_(ctx.rng)
         betas = (cfg.adam_b1, cfg.adam_b2)

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from bench.run import main, parse_seeds
+from bench.run import build_parser, main, parse_seeds
 from tests.test_oracle import _Payload
 
 
@@ -163,6 +163,8 @@ def test_help_documents_every_option():
     ):
         assert flag in proc.stdout
     assert "Adam learning rate" in proc.stdout
+    undocumented = [a.dest for a in build_parser()._actions if not (a.help or "").strip()]
+    assert undocumented == []  # every option, every method's every field, has help text
 
 
 @pytest.mark.parametrize(

@@ -118,7 +118,7 @@ def test_task_data_is_cached_and_regenerated_identically(tmp_path):
     for f in tmp_path.glob("data-*.pt"):
         f.unlink()
     again = load_task(spec, 200, 100, tmp_path)
-    assert torch.equal(first.train, again.train)
+    assert torch.equal(first.train, again.train) and torch.equal(first.test, again.test)
     assert first.train.shape == (200, 8) and first.test.shape == (100, 8)
     assert not torch.equal(first.train[:100], first.test)  # independent draws
     other = load_task(

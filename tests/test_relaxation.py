@@ -109,7 +109,7 @@ def test_cli_overrides_are_typed_and_choices_are_checked():
 
 @pytest.mark.parametrize("module", [wgan_gp, gumbel])
 def test_critic_embedding_is_one_function_for_one_hot_and_soft_rows(module):
-    cnn = module.SequenceCNN(V, 16, 8, T).init_(torch.Generator().manual_seed(0))
+    cnn = module.SequenceCNN(V, 16, 8, "2,3,4,5", T).init_(torch.Generator().manual_seed(0))
     tokens = torch.randint(0, V, (4, T), generator=torch.Generator().manual_seed(1))
     one_hot = F.one_hot(tokens, V).float()  # (B, T, V)
     torch.testing.assert_close(cnn.embed_tokens(tokens), cnn.embed(one_hot))
@@ -149,7 +149,7 @@ def test_gradient_penalty_is_taken_per_sample_at_random_interpolates():
 
 
 def test_gradient_penalty_in_embedding_space_equals_the_input_space_one():
-    cnn = wgan_gp.SequenceCNN(V, 16, 8, T).init_(torch.Generator().manual_seed(0))
+    cnn = wgan_gp.SequenceCNN(V, 16, 8, "2,3,4,5", T).init_(torch.Generator().manual_seed(0))
     tokens = torch.randint(0, V, (8, T), generator=torch.Generator().manual_seed(1))
     fake = torch.softmax(3 * torch.randn(8, T, V), dim=-1)  # (B, T, V)
     gp_input = wgan_gp.gradient_penalty(
@@ -324,7 +324,7 @@ def test_real_token_embedding_backward_is_reproducible_with_threads(module):
     """embed_tokens == embed(one_hot) and its weight gradient is the same on every call. With
     torch's 2+ CPU threads, the backward of advanced indexing (weight.T[tokens]) accumulated in
     thread order and differed in the last bits from call to call: runs were not bit-identical."""
-    net = module.SequenceCNN(5000, 32, 8, 20).init_(torch.Generator().manual_seed(0))
+    net = module.SequenceCNN(5000, 32, 8, "2,3,4,5", 20).init_(torch.Generator().manual_seed(0))
     tokens = torch.randint(0, 5000, (64, 20), generator=torch.Generator().manual_seed(1))
     grad_out = torch.randn(64, 20, 32, generator=torch.Generator().manual_seed(2))
     one_hot = F.one_hot(tokens, 5000).float()
