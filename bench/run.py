@@ -592,10 +592,10 @@ def run_cells(plan: Plan, task: Task, tracker: Tracker, parent: str, tags: dict)
                     continue
                 todo.append((name, seed, tags | {"cell_key": key}))
         if plan.executor == "ray":
-            schedule(RayPool(plan), plan, parent, todo, progress)
+            schedule(RayPool(plan), plan, tracker, parent, todo, progress)
         elif plan.jobs > 1:
             with ProcessPool(plan) as pool:
-                schedule(pool, plan, parent, todo, progress)
+                schedule(pool, plan, tracker, parent, todo, progress)
         else:
             for name, seed, cell_tags in todo:
                 progress.start(name, seed)
@@ -603,22 +603,30 @@ def run_cells(plan: Plan, task: Task, tracker: Tracker, parent: str, tags: dict)
 
 
 # ----- cells in worker processes: --jobs N, or Ray tasks -----
-def schedule(pool, plan: Plan, parent: str, todo: list, progress: CellProgress) -> None:
+def schedule(
+    pool, plan: Plan, tracker: Tracker, parent: str, todo: list, progress: CellProgress
+) -> None:
     """Each seed's shared MLE pre-training first (once, not once per cell), then its cells;
-    every worker logs its cell to MLflow itself, this process follows their statuses."""
+    every worker logs its cell to MLflow itself, this process follows their statuses and
+    records a cell whose worker died (its run would otherwise stay RUNNING) as killed."""
     pending = {
         pool.submit(remote_pretrain, plan, seed): ("pretrain", seed, None)
         for seed in dict.fromkeys(seed for _, seed, _ in todo)
     }
     while pending:
         handle, result = pool.wait_one(list(pending))
-        name, seed, _ = pending.pop(handle)
+        name, seed, cell_tags = pending.pop(handle)
         if name == "pretrain":
             if result:  # the cells will fail on it too, each with its own traceback
                 progress.note(f"pre-training of seed {seed} failed: {result}")
             for cell in (c for c in todo if c[1] == seed):
                 pending[pool.submit(remote_cell, plan, *cell[:2], parent, cell[2])] = cell
         else:
+            if result.startswith("failed ("):  # the worker died, or failed outside the cell
+                key = cell_tags["cell_key"]
+                with cell_lock(plan.cache_dir, key) as held:  # free once its holder is dead
+                    if held:
+                        tracker.mark_killed(key)
             progress.finished(name, seed, result)
 
 

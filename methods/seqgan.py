@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from methods.base import Checkpointable, MethodSpec, TrainContext
-from methods.config import ConfigError, hp
+from methods.config import CHECKS, ConfigError, hp
 from methods.generator import LSTMGenerator
 
 
@@ -156,7 +156,10 @@ class Config:
 
     def __post_init__(self) -> None:
         widths, maps = self.d_filter_sizes.split(","), self.d_num_filters.split(",")
-        if len(widths) != len(maps):  # checked here so the CLI rejects it before any training
+        well_formed = CHECKS["ints"][0](self.d_filter_sizes) and CHECKS["ints"][0](
+            self.d_num_filters
+        )
+        if well_formed and len(widths) != len(maps):  # here, so the CLI rejects it before training
             raise ConfigError(
                 f"d-filter-sizes {self.d_filter_sizes!r} has {len(widths)} widths but "
                 f"d-num-filters {self.d_num_filters!r} has {len(maps)} counts; give one per width"

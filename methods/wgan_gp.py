@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from methods.base import Checkpointable, MethodSpec, Minibatches, TrainContext
-from methods.config import hp
+from methods.config import ConfigError, hp
 from methods.generator import LSTMGenerator, sample_categorical
 
 
@@ -147,6 +147,8 @@ class SequenceCNN(nn.Module):
     ) -> None:
         super().__init__()
         widths = [w for w in map(int, widths.split(",")) if w <= seq_len]  # ("2,3", 20) -> [2, 3]
+        if not widths:
+            raise ConfigError(f"--wgan-gp.critic-widths: no width <= the sequence length {seq_len}")
         features = filters * len(widths)
         self.embedding = nn.Linear(vocab_size, emb_dim, bias=False)
         self.convs = nn.ModuleList(nn.Conv1d(emb_dim, filters, w) for w in widths)

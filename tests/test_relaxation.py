@@ -335,3 +335,9 @@ def test_real_token_embedding_backward_is_reproducible_with_threads(module):
         net.embed_tokens(tokens).backward(grad_out)
         grads.append(net.embedding.weight.grad.clone())
     assert all(torch.equal(g, grads[0]) for g in grads)
+
+
+@pytest.mark.parametrize("module", [wgan_gp, gumbel])
+def test_critic_widths_that_all_exceed_the_sequence_length_are_refused(module):
+    with pytest.raises(ConfigError, match="no width <= the sequence length 20"):
+        module.SequenceCNN(50, 8, 4, "25,30", 20)

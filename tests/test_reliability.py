@@ -258,7 +258,55 @@ def test_a_cell_finished_elsewhere_after_planning_is_reused_not_run_again(tmp_pa
         plan, METHODS["mle"], task, 0, tracker, parent, {"cell_key": key}, QuietProgress()
     )
     assert status == "reused" and [r.info.run_id for r in _runs(mlflow_uri)] == [first.info.run_id]
-    assert first.info.run_id in tracker.client.get_run(parent).data.tags["reused_runs"]
+    assert [r.info.run_id for r in tracker.cells(parent)] == [first.info.run_id]
+
+
+def test_a_cell_locked_after_planning_is_skipped_without_marking_its_run_killed(
+    tmp_path, mlflow_uri, monkeypatch
+):
+    # the lock is taken by another invocation between this one's planning and its start
+    import bench.run
+    from bench.checkpoint import cell_lock
+    from bench.tracking import Tracker
+
+    argv = _argv(tmp_path, mlflow_uri, "--methods", "mle", "--bench.sweep-alphas", "1")
+    plan, key = _cell_key_of(argv, "mle", 0)
+    live = Tracker(mlflow_uri, "rel").start("live", {"kind": "method", "cell_key": key})
+    monkeypatch.setattr(bench.run, "cell_busy", lambda cache_dir, key: False)  # planned as free
+    with cell_lock(plan.cache_dir, key) as held:
+        assert held
+        assert main(argv) == 0
+    run = MlflowClient(tracking_uri=mlflow_uri).get_run(live)
+    assert run.info.status == "RUNNING" and "cell_status" not in run.data.tags  # left alone
+
+
+class _DeadWorkers:
+    """A pool whose every job comes back as from a worker that died."""
+
+    def __init__(self) -> None:
+        self.jobs = []
+
+    def submit(self, fn, *args):
+        self.jobs.append(fn.__name__)
+        return len(self.jobs) - 1
+
+    def wait_one(self, handles):
+        return handles[0], "" if self.jobs[handles[0]] == "remote_pretrain" else "failed (died)"
+
+
+def test_a_cell_whose_worker_died_is_recorded_killed(tmp_path, mlflow_uri):
+    from bench.progress import QuietProgress
+    from bench.run import schedule
+    from bench.tracking import Tracker
+
+    argv = _argv(tmp_path, mlflow_uri, "--methods", "mle")
+    plan, key = _cell_key_of(argv, "mle", 0)
+    tracker = Tracker(mlflow_uri, "rel")
+    orphan = tracker.start("cell", {"kind": "method", "cell_key": key})  # the dead worker's run
+    todo = [("mle", 0, {"cell_key": key})]
+    schedule(_DeadWorkers(), plan, tracker, "parent", todo, QuietProgress())
+    run = tracker.client.get_run(orphan)
+    assert run.info.status == "KILLED" and run.data.tags["cell_status"] == "killed"
 
 
 def test_source_version_follows_code_not_docs(tmp_path):
