@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from bench.allocator import keep_freed_memory
 from bench.checkpoint import (
     cell_busy,
     cell_lock,
@@ -510,6 +511,7 @@ def check_writable(path: Path) -> None:
 
 
 def execute(plan: Plan) -> int:
+    keep_freed_memory()  # every update would page-fault its temporaries afresh otherwise
     out_dir = plan.reports_dir / plan.experiment
     build_oracle(plan.oracle)  # a bad oracle file fails here, before anything is written
     check_writable(out_dir)
@@ -651,6 +653,7 @@ def remote_cell(plan: Plan, name: str, seed: int, parent: str, tags: dict) -> st
 
 
 def _worker_task(plan: Plan) -> Task:
+    keep_freed_memory()  # as in the driver: --jobs workers and Ray tasks train cells too
     plan.device = pick_device("auto" if plan.device.type == "cuda" else plan.device.type)
     task = load_task(plan.oracle, plan.bench.n_train, plan.bench.n_test, plan.cache_dir)
     task.oracle.to(plan.device)
