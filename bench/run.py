@@ -709,10 +709,11 @@ class ProcessPool:
         try:
             result = pipe.recv()
         except EOFError:  # closed without a result: the process died
-            process.join()
-            result = f"failed (worker process died, exit code {process.exitcode})"
-        process.join()
+            result = None
+        process.join()  # before reading its exit code
         pipe.close()
+        if result is None:
+            result = f"failed (worker process died, exit code {process.exitcode})"
         self._start_queued()
         return handle, result
 
