@@ -1,6 +1,6 @@
 """Checkpoints inside a cell: a killed cell continues from its last one, not from the start.
 
-One file per cell, named by the cell's key (`bench.run.cell_key`), so only a run whose result
+One file per cell, named by the cell's key (`bench.cells.cell_key`), so only a run whose result
 would be the same can pick it up. Written atomically: a kill mid-write leaves the previous
 checkpoint intact. Removed once the cell reaches a final status.
 """
@@ -53,14 +53,15 @@ def remove_checkpoint(path: Path) -> None:
 
 
 @contextmanager
-def cell_lock(cache_dir: Path, cell_key: str) -> Iterator[bool]:
+def cell_lock(cache_dir: Path, cell_key: str, wait: bool = False) -> Iterator[bool]:
     """Hold the cell's lock while it runs; yields False (and holds nothing) when another live
-    process holds it. The kernel drops the lock when its holder dies, even by SIGKILL."""
+    process holds it, or with `wait`, waits for it. The kernel drops the lock when its holder
+    dies, even by SIGKILL."""
     path = Path(cache_dir) / "checkpoints" / f"{cell_key}.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
             yield False
             return

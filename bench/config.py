@@ -64,6 +64,14 @@ class BenchConfig:
         source="paper preset: 10 SeqGAN updates are ~6 min on an H200; a checkpoint ~0.5 s",
         check="nonneg",
     )
+    cell_timeout: float = hp(
+        0.0,
+        "wall-clock seconds after which a cell is stopped and recorded 'timeout' (its "
+        "checkpoint kept: a rerun resumes it); with --jobs, a worker still alive 30 s later "
+        "is killed; 0 = no limit",
+        source="a guard against a hung cell blocking the run, not a tuned value",
+        check="nonneg",
+    )
     max_abs_loss: float = hp(
         1e6,
         "a training scalar (train/*: losses, norms) beyond this magnitude marks the cell "

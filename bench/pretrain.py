@@ -1,7 +1,8 @@
-"""The shared MLE pre-training, cached by everything that determines it.
+"""The shared MLE pre-training: its config (`--pretrain.*`), and the generator it trains, cached.
 
 Every method of one replicate seed starts from this same generator: the `mle` row and each GAN
-row differ only in what happens after it.
+row differ only in what happens after it. Its settings are this module's `PretrainConfig`, not
+any method's, so no method's option changes another method's starting point.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -20,10 +21,66 @@ from bench.evaluate import curve_point
 from bench.loop import Metrics, Phase, run_phase
 from methods import mle
 from methods.base import TrainContext
+from methods.config import hp
 from methods.generator import LSTMGenerator
 from oracle.data import Task
 
 Curve = list[tuple[int, Metrics]]
+
+# Source key: [HEAD] = LantaoYu/SeqGAN sequence_gan.py/generator.py at e2b52fb,
+# [PAPER-ERA] = the same repo at 149b789; see shared/reference/seqgan-original.md.
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    lr: float = hp(
+        1e-2,
+        "Adam learning rate of the MLE pre-training",
+        source="[HEAD] generator.py; 1e-3 in [PAPER-ERA]",
+        check="positive",
+    )
+    batch_size: int = hp(
+        64,
+        "minibatch size (sequences)",
+        source="[HEAD] BATCH_SIZE",
+        check="positive",
+        batch_of_train=True,
+    )
+    clip: float = hp(5.0, "global gradient-norm clip", source="[HEAD] grad_clip", check="positive")
+    init_std: float = hp(
+        0.1,
+        "std of the N(0, std^2) initialisation of every generator parameter",
+        source="[HEAD] init_matrix",
+        check="positive",
+    )
+    epochs: int = hp(
+        120,
+        "epochs of MLE pre-training over the training set",
+        source="[HEAD] PRE_EPOCH_NUM; 240 in [PAPER-ERA]",
+        check="positive",
+    )
+    eval_every: int = hp(
+        5,
+        "pre-training epochs between learning-curve evaluations",
+        source="[HEAD] evaluates every 5 epochs",
+        check="positive",
+    )
+
+
+PRESETS = {
+    # smoke: a few hundred updates on a small training set, for tests (seconds)
+    "smoke": dict(epochs=2, eval_every=1),
+    # quick: tuned on 2 CPU cores so the whole suite fits 20 minutes (see README "Presets")
+    # (measured: with lr 1e-2, NLL-test bottoms out near epoch 2-4 and then rises while
+    # NLL-oracle keeps falling: the paper's 120-epoch recipe overfits 10,000 sequences; see README)
+    "quick": dict(epochs=10, eval_every=1),
+    "paper": {},
+}
+
+
+def pretrain_updates(cfg: PretrainConfig, n_train: int) -> int:
+    """Generator updates the pre-training makes: whole minibatches per epoch, times epochs."""
+    return cfg.epochs * mle.updates_per_epoch(cfg, n_train)
 
 
 def derive_seed(seed: int, *tags: str) -> int:
@@ -33,33 +90,32 @@ def derive_seed(seed: int, *tags: str) -> int:
 
 
 def pretrain_key(
-    cfg: mle.Config, task: Task, bench: BenchConfig, seed: int, device, code: str
+    cfg: PretrainConfig, task: Task, bench: BenchConfig, seed: int, device, code: str
 ) -> str:
     """The cache key: everything the pre-trained weights depend on, the source code included
     (`bench.tracking.source_version`), so a change to the generator or to MLE retrains."""
-    fields = {k: v for k, v in asdict(cfg).items() if k not in ("updates", "eval_every")}
     ident = dict(
         code=code,
-        mle=fields,
+        pretrain=asdict(cfg),
         task=task.identity,
         n_train=bench.n_train,
         seed=seed,
         curve=(bench.curve_samples, bench.eval_seed),
         device=torch.device(device).type,
         torch=torch.__version__,
-        format=2,
+        format=3,
     )
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def fresh_generator(task: Task, cfg: mle.Config, seed: int) -> LSTMGenerator:
+def fresh_generator(task: Task, cfg: PretrainConfig, seed: int) -> LSTMGenerator:
     o = task.oracle
     gen = LSTMGenerator(o.vocab_size, o.emb_dim, o.hidden_dim, o.seq_len, o.start_token)
     return gen.init_normal_(cfg.init_std, torch.Generator().manual_seed(derive_seed(seed, "init")))
 
 
 def pretrained_generator(
-    cfg: mle.Config,
+    cfg: PretrainConfig,
     task: Task,
     bench: BenchConfig,
     seed: int,
@@ -86,7 +142,7 @@ def pretrained_generator(
     rng = torch.Generator(device=device).manual_seed(derive_seed(seed, "pretrain"))
     trainer = mle.MLETrainer(cfg, TrainContext(task, device, rng, seed), gen)
     per_epoch = mle.updates_per_epoch(cfg, task.train.shape[0])
-    phase = Phase(cfg.pretrain_epochs * per_epoch, cfg.pretrain_eval_every * per_epoch)
+    phase = Phase(cfg.epochs * per_epoch, cfg.eval_every * per_epoch)
     curve: Curve = []
 
     def evaluate() -> Metrics:

@@ -11,7 +11,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from methods import mle
+from bench.pretrain import pretrain_updates
 
 
 class CellProgress:
@@ -38,9 +38,8 @@ class CellProgress:
         self.bar.__exit__(*exc)
 
     def start(self, method: str, seed: int) -> None:
-        cfg, mle_cfg = self.plan.configs[method], self.plan.configs["mle"]
-        per_epoch = mle.updates_per_epoch(mle_cfg, self.plan.bench.n_train)
-        total = mle_cfg.pretrain_epochs * per_epoch + cfg.updates
+        cfg = self.plan.configs[method]
+        total = pretrain_updates(self.plan.pretrain, self.plan.bench.n_train) + cfg.updates
         if self.cell is not None:
             self.bar.remove_task(self.cell)
         self.cell = self.bar.add_task(f"{method} seed {seed}", total=total, info="pre-training")
@@ -72,9 +71,10 @@ class CellProgress:
             self.bar.console.log(f"{method} seed {seed}: {status}")
         self.bar.advance(self.all)
 
-    def done(self, status: str, extra: dict) -> None:
+    def done(self, status: str, sentence: str) -> None:
+        """The current cell reached `status`; `sentence` says it for the log."""
         if status != "finished":
-            self.bar.console.log(f"{self.bar.tasks[-1].description}: {status} {extra}")
+            self.bar.console.log(f"{self.bar.tasks[-1].description}: {sentence}")
         self.bar.advance(self.all)
 
 
@@ -93,4 +93,4 @@ class QuietProgress:
 
     def finished(self, method: str, seed: int, status: str) -> None: ...
 
-    def done(self, status: str, extra: dict) -> None: ...
+    def done(self, status: str, sentence: str) -> None: ...

@@ -102,6 +102,42 @@ def environment_tags(device: torch.device) -> dict[str, str]:
     }
 
 
+def _process_start(pid: int) -> str:
+    """The process's start time in clock ticks since boot (Linux /proc), '' where unknown: with
+    the pid, it names one process, so a recycled pid is not mistaken for a live driver."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def driver_tags() -> dict[str, str]:
+    """Tags naming the invocation's process, so a later one can tell it died (see
+    `Tracker.mark_stale_parents`)."""
+    pid = os.getpid()
+    return {
+        "driver_host": platform.node(),
+        "driver_pid": str(pid),
+        "driver_start": _process_start(pid),
+    }
+
+
+def driver_alive(tags: dict[str, str]) -> bool | None:
+    """Whether the invocation that wrote `tags` (driver_tags) still runs; None: cannot tell
+    (another host, or tags from before they existed)."""
+    if tags.get("driver_host") != platform.node() or not tags.get("driver_pid", "").isdigit():
+        return None
+    pid = int(tags["driver_pid"])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, another user's
+        pass
+    start = tags.get("driver_start", "")
+    return not start or _process_start(pid) == start
+
+
 class Tracker:
     """The MLflow store of one experiment."""
 
@@ -171,9 +207,10 @@ class Tracker:
 
     def cells(self, parent: str) -> list:
         """The runs of one invocation: its children plus the finished cells it reused."""
-        tag = self.client.get_run(parent).data.tags.get("reused_runs", "")
-        reused = [self.client.get_run(r) for r in tag.split(",") if r]
-        return list(self.children(parent)) + reused
+        tags = self.client.get_run(parent).data.tags
+        ids = [t.split(".", 1)[1] for t in sorted(tags) if t.startswith("reused_run.")]
+        ids += [r for r in tags.get("reused_runs", "").split(",") if r]  # stores before 0.1
+        return list(self.children(parent)) + [self.client.get_run(r) for r in dict.fromkeys(ids)]
 
     def finished_run(self, key: str) -> str | None:
         runs = self.client.search_runs(
@@ -183,18 +220,47 @@ class Tracker:
         )
         return runs[0].info.run_id if runs else None
 
-    def mark_killed(self, key: str) -> None:
-        """Runs of this cell still RUNNING belong to a process that died: mark them killed."""
+    def mark_killed(self, key: str, cell_status: str = "killed") -> None:
+        """Runs of this cell still RUNNING belong to a process that died (or was killed for
+        its time limit: cell_status 'timeout'): mark them so, MLflow status KILLED."""
         stale = self.client.search_runs(
             [self.experiment_id], f"tags.cell_key = '{key}' and attributes.status = 'RUNNING'"
         )
         for run in stale:
-            self.set_tags(run.info.run_id, {"cell_status": "killed"})
+            self.set_tags(run.info.run_id, {"cell_status": cell_status})
             self.end(run.info.run_id, "KILLED")
 
+    def mark_stale_parents(self) -> list[str]:
+        """Parent runs left RUNNING by an invocation on this host whose process is gone: mark
+        them KILLED (their cells are marked when next run). Returns their run ids."""
+        running = self.client.search_runs(
+            [self.experiment_id], "tags.kind = 'parent' and attributes.status = 'RUNNING'"
+        )
+        stale = [r.info.run_id for r in running if driver_alive(r.data.tags) is False]
+        for run_id in stale:
+            self.end(run_id, "KILLED")
+        return stale
+
     def add_reused(self, parent: str, run_id: str) -> None:
-        tag = self.client.get_run(parent).data.tags.get("reused_runs", "")
-        self.set_tags(parent, {"reused_runs": ",".join([*filter(None, tag.split(",")), run_id])})
+        """Link a finished cell of an earlier invocation to this one: one tag per run, so
+        concurrent workers never overwrite each other's."""
+        self.set_tags(parent, {f"reused_run.{run_id}": "1"})
+
+    def add_busy(self, parent: str, key: str, method: str, seed: int) -> None:
+        """Record on the parent a cell this invocation skipped because another live one runs
+        it: the report shows it as running elsewhere instead of silently lacking it."""
+        self.set_tags(parent, {f"busy_cell.{key}": f"{method}/{seed}"})
+
+    def busy_cells(self, parent: str) -> list[tuple[str, int]]:
+        """(method, seed) of the cells `parent` skipped as running elsewhere and that have no
+        finished run in the store now."""
+        tags = self.client.get_run(parent).data.tags
+        busy = []
+        for tag, value in sorted(tags.items()):
+            if tag.startswith("busy_cell.") and self.finished_run(tag.split(".", 1)[1]) is None:
+                method, seed = value.rsplit("/", 1)
+                busy.append((method, int(seed)))
+        return busy
 
     def history(self, run_id: str, key: str) -> list[tuple[int, float]]:
         return [(m.step, m.value) for m in self.client.get_metric_history(run_id, key)]

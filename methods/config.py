@@ -7,6 +7,7 @@ Every hyperparameter lives in its method's frozen Config dataclass, declared wit
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -45,10 +46,21 @@ class ConfigError(ValueError):
     """A hyperparameter value that is invalid; the message names it and what is valid."""
 
 
-def hp(default: Any, help: str, *, source: str = "", check: str | None = None, choices=None):
-    """A config field: `help` is the --help text, `source` where the default comes from."""
+def hp(
+    default: Any,
+    help: str,
+    *,
+    source: str = "",
+    check: str | None = None,
+    choices=None,
+    batch_of_train: bool = False,
+):
+    """A config field: `help` is the --help text, `source` where the default comes from.
+
+    `batch_of_train`: the field is a minibatch size drawn from the training set, so the CLI
+    refuses a value above --bench.n-train (an epoch of zero updates)."""
     meta = {"help": f"{help} (default {default!r}; {source})" if source else help}
-    meta.update(check=check, choices=choices)
+    meta.update(check=check, choices=choices, batch_of_train=batch_of_train)
     return dataclasses.field(default=default, metadata=meta)
 
 
@@ -57,6 +69,8 @@ def validate(cfg: Any, prefix: str) -> None:
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
         flag = f"--{prefix}.{f.name.replace('_', '-')}"
+        if isinstance(value, float) and not math.isfinite(value):  # no rate or weight is inf
+            raise ConfigError(f"{flag}={value!r} is not valid: must be a finite number")
         choices = f.metadata.get("choices")
         if choices is not None and value not in choices:
             raise ConfigError(f"{flag}={value!r} is not valid; choose from {', '.join(choices)}")
@@ -99,6 +113,15 @@ def build(cfg_cls: type, prefix: str, preset: dict[str, Any], overrides: dict[st
     cfg = cfg_cls(**values)
     validate(cfg, prefix)
     return cfg
+
+
+def train_batch_fields(cfg: Any) -> dict[str, int]:
+    """The fields of `cfg` declared `batch_of_train` and their values."""
+    return {
+        f.name: getattr(cfg, f.name)
+        for f in dataclasses.fields(cfg)
+        if f.metadata.get("batch_of_train")
+    }
 
 
 def flatten(cfg: Any, prefix: str) -> dict[str, str]:

@@ -20,6 +20,10 @@ from oracle.model import file_digest, load_paper_oracle, parameter_digest, rando
 
 DEFAULT_PAPER_ORACLE = Path("../shared/seqgan-oracle/target_params_py3.pkl")
 
+# the code that draws the task data: the oracle's construction and loading, this module's split
+# seeds, and the generator's `sample` (the oracle is an LSTMGenerator)
+SAMPLING_CODE = ("oracle/data.py", "oracle/model.py", "methods/generator.py")
+
 
 @dataclass(frozen=True)
 class OracleSpec:
@@ -68,10 +72,28 @@ def _sample_split(oracle: LSTMGenerator, identity: str, split: str, n: int) -> T
     return oracle.sample(n, rng=rng)
 
 
+def sampling_code_version(root: Path | None = None) -> str:
+    """A hash of the files in `SAMPLING_CODE` (under the project root) and of torch's version:
+    a cache drawn by other sampling code, or another torch, is never reused."""
+    root = root or Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256(torch.__version__.encode())
+    for name in SAMPLING_CODE:
+        digest.update(name.encode() + b"\0" + (root / name).read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
+def data_cache_path(
+    identity: str, n_train: int, n_test: int, cache_dir: Path, code: str | None = None
+) -> Path:
+    """The task data's cache file: keyed by oracle identity, split sizes and sampling code."""
+    code = code or sampling_code_version()
+    return Path(cache_dir) / f"data-{identity}-train{n_train}-test{n_test}-code{code}.pt"
+
+
 def load_task(spec: OracleSpec, n_train: int, n_test: int, cache_dir: Path) -> Task:
     """Build the oracle and load (or sample once and cache) its training and held-out sets."""
     oracle, identity = build_oracle(spec)
-    path = Path(cache_dir) / f"data-{identity}-train{n_train}-test{n_test}.pt"
+    path = data_cache_path(identity, n_train, n_test, cache_dir)
     if path.exists():
         data = torch.load(path)
     else:

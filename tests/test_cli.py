@@ -7,7 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from bench.run import build_parser, main, parse_seeds
+from bench.cli import build_parser, parse_seeds
+from bench.run import main
 from tests.test_oracle import _Payload
 
 
@@ -58,6 +59,27 @@ CASES = [
     (["--device", "tpu"], "invalid choice: 'tpu'"),
     (["--mle.nope", "1"], "unrecognized arguments: --mle.nope"),
     (["--tracking-uri", "ftp://host/x"], "unknown scheme 'ftp'"),
+    (["--mle.lr", "inf"], "--mle.lr=inf is not valid: must be a finite number"),
+    (["--pretrain.lr", "nan"], "--pretrain.lr=nan is not valid: must be a finite number"),
+    (["--pretrain.epochs", "0"], "--pretrain.epochs=0 is not valid: must be > 0"),
+    (
+        ["--methods", "seqgan", "--mle.lr", "1e-3"],
+        "--mle.lr applies to method 'mle', which is not in --methods",
+    ),
+    (
+        ["--bench.n-train", "1"],
+        "--pretrain.batch-size=64 exceeds --bench.n-train=1: a minibatch must fit",
+    ),
+    (
+        ["--pretrain.batch-size", "100000"],
+        "--pretrain.batch-size=100000 exceeds --bench.n-train=1000: a minibatch must fit",
+    ),
+    (
+        ["--mle.batch-size", "100000"],
+        "--mle.batch-size=100000 exceeds --bench.n-train=1000: a minibatch must fit",
+    ),
+    (["--bench.cell-timeout", "-1"], "--bench.cell-timeout=-1.0 is not valid: must be >= 0"),
+    (["--cache-dir", "/proc/nope"], "cache directory '/proc/nope' is not writable"),
     (["--tracking-uri", "http://127.0.0.1:9"], "is unreachable"),
 ]
 

@@ -1,6 +1,8 @@
 """The oracle: seeded determinism, exact gate mapping of the paper's file, safe loading, caching."""
 
 import pickle
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,7 +10,13 @@ import torch
 
 from bench.metrics import nll_oracle
 from methods.generator import UnigramModel
-from oracle.data import OracleSpec, load_task
+from oracle.data import (
+    SAMPLING_CODE,
+    OracleSpec,
+    data_cache_path,
+    load_task,
+    sampling_code_version,
+)
 from oracle.model import OracleFileError, load_paper_oracle, random_oracle
 
 
@@ -125,3 +133,25 @@ def test_task_data_is_cached_and_regenerated_identically(tmp_path):
         OracleSpec(seed=4, vocab_size=50, emb_dim=8, hidden_dim=8, seq_len=8), 200, 100, tmp_path
     )
     assert other.identity != first.identity
+
+
+def test_data_cache_is_keyed_by_the_sampling_code(tmp_path):
+    """An edit to any file that draws the task data names a different cache file, so a cache
+    drawn by old code is never silently reused; files outside the sampling code do not."""
+    root = tmp_path / "src"
+    repo = Path(__file__).resolve().parent.parent
+    for name in SAMPLING_CODE:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(repo / name, root / name)
+    before = sampling_code_version(root)
+    assert before == sampling_code_version(repo)  # a copy of the same code: the same key
+    generator = root / "methods" / "generator.py"
+    generator.write_text(generator.read_text().replace("def sample(", "def sample(  ", 1))
+    after = sampling_code_version(root)
+    assert after != before
+    paths = {data_cache_path("random-s3-x", 200, 100, tmp_path, code) for code in (before, after)}
+    assert len(paths) == 2
+    spec = OracleSpec(seed=3, vocab_size=50, emb_dim=8, hidden_dim=8, seq_len=8)
+    load_task(spec, 200, 100, tmp_path / "cache")
+    (written,) = (tmp_path / "cache").glob("data-*.pt")
+    assert written.name.endswith(f"-code{sampling_code_version()}.pt")

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 
 import pandas as pd
 import pytest
@@ -75,6 +76,8 @@ def test_killed_run_resumes_without_retraining_finished_cells(tmp_path, mlflow_u
         ("1", "killed", "KILLED"),
     ]
     assert first[0].info.run_id in {r.info.run_id for r in _finished(mlflow_uri)}  # not retrained
+    parents = sorted(r.info.status for r in _runs(mlflow_uri, kind="parent"))
+    assert parents == ["FINISHED", "KILLED"]  # the killed invocation's parent is marked too
     table = pd.read_csv(tmp_path / "reports" / "rel" / "results.csv")
     cells = table[(table.kind == "method") & (table.metric == "final/nll_oracle")]
     assert sorted(cells.seed) == [0, 1]  # every cell exactly once
@@ -192,7 +195,8 @@ def test_jobs_run_cells_in_worker_processes_and_give_the_local_results(tmp_path,
 
 
 def _cell_key_of(argv, method, seed):
-    from bench.run import cell_key, make_plan
+    from bench.cells import cell_key
+    from bench.cli import make_plan
     from oracle.data import load_task
 
     plan = make_plan(argv)
@@ -241,10 +245,9 @@ def test_a_cell_another_process_is_running_is_skipped_not_duplicated(tmp_path, m
 
 def test_a_cell_finished_elsewhere_after_planning_is_reused_not_run_again(tmp_path, mlflow_uri):
     # invocation B planned the cell while A still ran it; A finished before B took the lock
+    from bench.cells import Cell, Invocation, run_cell
     from bench.progress import QuietProgress
-    from bench.run import run_cell
     from bench.tracking import Tracker
-    from methods import METHODS
     from oracle.data import load_task
 
     argv = _argv(tmp_path, mlflow_uri, "--methods", "mle", "--bench.sweep-alphas", "1")
@@ -254,9 +257,8 @@ def test_a_cell_finished_elsewhere_after_planning_is_reused_not_run_again(tmp_pa
     task = load_task(plan.oracle, plan.bench.n_train, plan.bench.n_test, plan.cache_dir)
     tracker = Tracker(mlflow_uri, "rel")
     parent = tracker.start("b", {"kind": "parent"})
-    status = run_cell(
-        plan, METHODS["mle"], task, 0, tracker, parent, {"cell_key": key}, QuietProgress()
-    )
+    inv = Invocation(plan, task, tracker, parent, {})
+    status = run_cell(inv, Cell("mle", 0, key), QuietProgress())
     assert status == "reused" and [r.info.run_id for r in _runs(mlflow_uri)] == [first.info.run_id]
     assert [r.info.run_id for r in tracker.cells(parent)] == [first.info.run_id]
 
@@ -265,14 +267,14 @@ def test_a_cell_locked_after_planning_is_skipped_without_marking_its_run_killed(
     tmp_path, mlflow_uri, monkeypatch
 ):
     # the lock is taken by another invocation between this one's planning and its start
-    import bench.run
+    import bench.cells
     from bench.checkpoint import cell_lock
     from bench.tracking import Tracker
 
     argv = _argv(tmp_path, mlflow_uri, "--methods", "mle", "--bench.sweep-alphas", "1")
     plan, key = _cell_key_of(argv, "mle", 0)
     live = Tracker(mlflow_uri, "rel").start("live", {"kind": "method", "cell_key": key})
-    monkeypatch.setattr(bench.run, "cell_busy", lambda cache_dir, key: False)  # planned as free
+    monkeypatch.setattr(bench.cells, "cell_busy", lambda cache_dir, key: False)  # planned as free
     with cell_lock(plan.cache_dir, key) as held:
         assert held
         assert main(argv) == 0
@@ -281,32 +283,44 @@ def test_a_cell_locked_after_planning_is_skipped_without_marking_its_run_killed(
 
 
 class _DeadWorkers:
-    """A pool whose every job comes back as from a worker that died."""
+    """A pool whose every cell job comes back as from a worker that died (or was killed for
+    its time limit: `result`)."""
 
-    def __init__(self) -> None:
-        self.jobs = []
+    def __init__(self, result: str) -> None:
+        self.jobs, self.result = [], result
 
-    def submit(self, fn, *args):
-        self.jobs.append(fn.__name__)
+    def submit(self, job):
+        self.jobs.append(job)
         return len(self.jobs) - 1
 
     def wait_one(self, handles):
-        return handles[0], "" if self.jobs[handles[0]] == "remote_pretrain" else "failed (died)"
+        from bench.executors import PretrainJob
+
+        pretrain = isinstance(self.jobs[handles[0]], PretrainJob)
+        return handles[0], "" if pretrain else self.result
 
 
-def test_a_cell_whose_worker_died_is_recorded_killed(tmp_path, mlflow_uri):
+@pytest.mark.parametrize(
+    "result, status",
+    [
+        ("failed (worker process died, exit code 9)", "killed"),
+        ("timeout (worker killed 30 s past --bench.cell-timeout)", "timeout"),
+    ],
+)
+def test_a_cell_whose_worker_died_is_recorded_killed(tmp_path, mlflow_uri, result, status):
+    from bench.cells import Cell, Invocation
+    from bench.executors import schedule
     from bench.progress import QuietProgress
-    from bench.run import schedule
     from bench.tracking import Tracker
 
     argv = _argv(tmp_path, mlflow_uri, "--methods", "mle")
     plan, key = _cell_key_of(argv, "mle", 0)
     tracker = Tracker(mlflow_uri, "rel")
     orphan = tracker.start("cell", {"kind": "method", "cell_key": key})  # the dead worker's run
-    todo = [("mle", 0, {"cell_key": key})]
-    schedule(_DeadWorkers(), plan, tracker, "parent", todo, QuietProgress())
+    inv = Invocation(plan, None, tracker, "parent", {})
+    schedule(_DeadWorkers(result), inv, [Cell("mle", 0, key)], QuietProgress())
     run = tracker.client.get_run(orphan)
-    assert run.info.status == "KILLED" and run.data.tags["cell_status"] == "killed"
+    assert run.info.status == "KILLED" and run.data.tags["cell_status"] == status
 
 
 def test_source_version_follows_code_not_docs(tmp_path):
@@ -333,20 +347,28 @@ def test_source_version_follows_code_not_docs(tmp_path):
     assert len({base, *changed}) == 5
 
 
-def _job(value: int) -> str:
-    if value < 0:
-        os._exit(3)  # the worker dies without a result, as on an out-of-memory kill
-    return f"ok {value} in {os.getpid()}"
+@dataclass(frozen=True)
+class _Job:
+    value: int
+
+    def __call__(self) -> str:
+        if self.value < 0:
+            os._exit(3)  # the worker dies without a result, as on an out-of-memory kill
+        return f"ok {self.value} in {os.getpid()}"
+
+
+def _pool_plan(jobs: int, cell_timeout: float = 0.0):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(jobs=jobs, bench=SimpleNamespace(cell_timeout=cell_timeout))
 
 
 def test_a_dying_worker_fails_only_its_own_job():
-    from types import SimpleNamespace
-
-    from bench.run import ProcessPool
+    from bench.executors import ProcessPool
 
     results = {}
-    with ProcessPool(SimpleNamespace(jobs=2)) as pool:
-        pending = {pool.submit(_job, v): v for v in (1, -1, 2, 3)}
+    with ProcessPool(_pool_plan(2)) as pool:
+        pending = {pool.submit(_Job(v)): v for v in (1, -1, 2, 3)}
         while pending:
             handle, result = pool.wait_one(list(pending))
             results[pending.pop(handle)] = result
@@ -354,3 +376,92 @@ def test_a_dying_worker_fails_only_its_own_job():
     assert all(results[v].startswith(f"ok {v} in ") for v in (1, 2, 3))
     pids = {results[v].rsplit(" ", 1)[1] for v in (1, 2, 3)}
     assert str(os.getpid()) not in pids and len(pids) == 3  # one process per job
+
+
+def test_a_worker_whose_driver_is_already_gone_exits_at_once():
+    """PR_SET_PDEATHSIG only fires for a parent that dies after the call; a worker whose driver
+    died while it started (it was re-parented) must exit instead of training an orphan cell."""
+    code = (
+        "import os, sys; from bench.executors import _init_worker; "
+        "_init_worker(1, int(sys.argv[1])); print('survived')"
+    )
+    gone = subprocess.run(
+        [sys.executable, "-c", code, str(os.getpid() + 10**6)], capture_output=True, text=True
+    )
+    assert gone.returncode == 1 and "survived" not in gone.stdout
+    alive = subprocess.run(  # its parent is this process: it lives on
+        [sys.executable, "-c", code, str(os.getpid())], capture_output=True, text=True
+    )
+    assert alive.returncode == 0 and alive.stdout.strip() == "survived"
+
+
+@dataclass(frozen=True)
+class _Hang:
+    def __call__(self) -> str:
+        time.sleep(120)  # a cell stuck where its own timer never fires
+        return "never"
+
+
+def test_a_worker_past_its_time_limit_is_killed_and_reported_timeout(monkeypatch):
+    import bench.executors
+    from bench.executors import ProcessPool
+
+    monkeypatch.setattr(bench.executors, "TIMEOUT_GRACE_S", 0.5)
+    start = time.monotonic()
+    with ProcessPool(_pool_plan(1, cell_timeout=1.0)) as pool:
+        handle, result = pool.wait_one([pool.submit(_Hang())])
+    assert result.startswith("timeout (worker killed") and time.monotonic() - start < 60
+
+
+def test_a_cell_past_its_time_limit_is_recorded_timeout_and_resumable(tmp_path, mlflow_uri):
+    argv = _argv(tmp_path, mlflow_uri, "--methods", "mle", "--bench.sweep-alphas", "1")
+    assert main([*argv, "--bench.cell-timeout", "0.001"]) == 0  # expires in pre-training
+    (run,) = _runs(mlflow_uri)
+    assert run.data.tags["cell_status"] == "timeout" and run.info.status == "KILLED"
+    assert main(argv) == 0  # the limit is not part of the key: the same cell, run again
+    statuses = sorted(r.data.tags["cell_status"] for r in _runs(mlflow_uri))
+    assert statuses == ["finished", "timeout"]
+
+
+def test_stale_parent_runs_are_marked_killed(tmp_path, mlflow_uri):
+    from bench.tracking import Tracker, driver_tags
+
+    tracker = Tracker(mlflow_uri, "rel")
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], text=True, capture_output=True
+    )
+    dead = driver_tags() | {"driver_pid": done.stdout.strip(), "driver_start": "1"}
+    stale = tracker.start("dead", {"kind": "parent"} | dead)
+    live = tracker.start("live", {"kind": "parent"} | driver_tags())
+    elsewhere = tracker.start("other", {"kind": "parent"} | dead | {"driver_host": "elsewhere"})
+    assert tracker.mark_stale_parents() == [stale]
+    status = {r: tracker.client.get_run(r).info.status for r in (stale, live, elsewhere)}
+    assert status == {stale: "KILLED", live: "RUNNING", elsewhere: "RUNNING"}
+
+
+@pytest.mark.slow
+def test_an_interrupted_jobs_run_leaves_no_run_running(tmp_path, mlflow_uri):
+    """SIGINT to the driver alone: its workers get the grace period to record their runs."""
+    argv = _argv(tmp_path, mlflow_uri, "--methods", "mle,seqgan", "--jobs", "2")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.run", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def cells_running():
+        try:
+            return len([r for r in _runs(mlflow_uri) if r.info.status == "RUNNING"]) == 2
+        except Exception:  # the experiment may not exist yet
+            return False
+
+    deadline = time.time() + 300
+    while not cells_running() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run ended before both cells started"
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+    runs = _runs(mlflow_uri)
+    assert {(r.info.status, r.data.tags["cell_status"]) for r in runs} == {("KILLED", "killed")}
+    (parent,) = _runs(mlflow_uri, kind="parent")
+    assert parent.info.status == "KILLED"

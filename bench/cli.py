@@ -1,0 +1,279 @@
+"""The command line of `bench.run`: its options, their validation, and the resolved `Plan`."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from bench.config import PRESETS as BENCH_PRESETS
+from bench.config import BenchConfig
+from bench.pretrain import PRESETS as PRETRAIN_PRESETS
+from bench.pretrain import PretrainConfig
+from bench.tracking import default_uri, source_version
+from methods import METHODS
+from methods.base import PRESET_NAMES
+from methods.config import ConfigError, build, train_batch_fields
+from oracle.data import DEFAULT_PAPER_ORACLE, OracleSpec
+
+ORACLES = ("random", "seqgan-paper")
+DEVICES = ("auto", "cpu", "cuda")
+SHARED = {  # option prefixes of the settings every method shares: prefix -> (Config, presets)
+    "bench": (BenchConfig, BENCH_PRESETS, "settings shared by all methods"),
+    "pretrain": (PretrainConfig, PRETRAIN_PRESETS, "the MLE pre-training every method starts from"),
+}
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad option gets one line on stderr (no usage dump) and exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+@dataclass
+class Plan:
+    """Everything one invocation will do, resolved and validated before any work starts."""
+
+    methods: list[str]
+    seeds: list[int]
+    preset: str
+    device: torch.device
+    oracle: OracleSpec
+    tracking_uri: str
+    experiment: str
+    reports_dir: Path
+    cache_dir: Path
+    bench: BenchConfig
+    pretrain: PretrainConfig  # the shared MLE pre-training of every cell
+    configs: dict[str, object]  # method name -> its resolved Config, for the methods run
+    command: str
+    code: str = "unknown"  # the code version in cell keys: `source_version()`, a source hash
+    force: bool = False  # re-run cells already finished in the store
+    executor: str = "local"  # local: cells one after another here; ray: one Ray task per cell
+    ray_address: str | None = None  # None starts a local Ray cluster
+    jobs: int = 1  # local executor: cells run in this many worker processes at once
+
+
+def build_parser() -> OneLineParser:
+    p = OneLineParser(
+        prog="python -m bench.run",
+        description="Train generators of discrete sequences with each method on the same LSTM, "
+        "score them against a known LSTM oracle, track in MLflow and print a comparison table.",
+    )
+    p.add_argument(
+        "--methods", default="all", help=f"comma-separated methods, or 'all' ({', '.join(METHODS)})"
+    )
+    p.add_argument(
+        "--seeds",
+        nargs="+",
+        default=["1"],
+        metavar="S",
+        help="replicate seeds: one number N means N seeds (0..N-1); several numbers "
+        "(or a comma list such as '7,') are the seeds themselves (default: 1 seed)",
+    )
+    p.add_argument(
+        "--preset",
+        default="quick",
+        choices=PRESET_NAMES,
+        help="smoke: under a minute, for tests; quick (default): the whole suite in "
+        "~20 min on 2 CPU cores; paper: the SeqGAN paper's schedule, for a GPU",
+    )
+    p.add_argument("--device", default="auto", choices=DEVICES, help="auto picks CUDA when present")
+    p.add_argument(
+        "--oracle",
+        default="random",
+        choices=ORACLES,
+        help="random: a seeded N(0,1) LSTM oracle; seqgan-paper: the paper's own "
+        "parameter file (see --oracle-path)",
+    )
+    p.add_argument(
+        "--oracle-path",
+        default=str(DEFAULT_PAPER_ORACLE),
+        help="the paper's target_params_py3.pkl (for --oracle seqgan-paper)",
+    )
+    p.add_argument(
+        "--oracle-seed",
+        default=66,
+        type=int,
+        help="task seed of the random oracle (default 66, the original code's seed)",
+    )
+    p.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else the embedded "
+        "SQLite store ./mlflow.db)",
+    )
+    p.add_argument("--experiment", default="seqgan-bench", help="MLflow experiment name")
+    p.add_argument(
+        "--reports-dir", default="reports", help="tables and plots go to <dir>/<experiment>/"
+    )
+    p.add_argument(
+        "--executor",
+        default="local",
+        choices=("local", "ray"),
+        help="local: cells on this machine (see --jobs); ray: one Ray task per cell "
+        "(needs pip install '.[ray]'), a GPU per task when the cluster has GPUs",
+    )
+    p.add_argument(
+        "--jobs",
+        default=1,
+        type=int,
+        metavar="N",
+        help="local executor: run N cells at once in worker processes, each with "
+        "cores/N torch threads (default 1: cells one after another in this process)",
+    )
+    p.add_argument(
+        "--ray-address",
+        default=None,
+        help="address of a running Ray cluster (default: start a local one); its workers must "
+        "reach --tracking-uri and --cache-dir",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="re-run cells that already finished in the MLflow store (default: reuse them)",
+    )
+    p.add_argument(
+        "--cache-dir",
+        default=".cache",
+        help="cached oracle data, MLE pre-trainings, cell checkpoints and locks",
+    )
+    for prefix, (cfg_cls, _, title) in SHARED.items():
+        _add_config_options(p, prefix, cfg_cls, title)
+    for name, spec in METHODS.items():
+        _add_config_options(p, name, spec.config, spec.summary)
+    return p
+
+
+def _add_config_options(p: argparse.ArgumentParser, prefix: str, cfg_cls: type, title: str):
+    group = p.add_argument_group(f"{prefix}: {title}")
+    for f in dataclasses.fields(cfg_cls):
+        flag = f"--{prefix}.{f.name.replace('_', '-')}"
+        group.add_argument(
+            flag,
+            dest=f"cfg:{prefix}:{f.name}",
+            default=None,
+            metavar="V",
+            help=f.metadata.get("help", ""),
+        )
+
+
+def parse_methods(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",")]
+    if names == ["all"]:
+        return list(METHODS)
+    valid = f"all, {', '.join(METHODS)}"
+    if not any(names):
+        raise ConfigError(f"--methods is empty; choose from {valid}")
+    for n in names:
+        if n not in METHODS:
+            raise ConfigError(f"unknown method {n!r} in --methods; choose from {valid}")
+        if names.count(n) > 1:
+            raise ConfigError(f"method {n!r} is listed twice in --methods")
+    return names
+
+
+def parse_seeds(tokens: list[str]) -> list[int]:
+    explicit = len(tokens) > 1 or "," in tokens[0]
+    items = [t for tok in tokens for t in tok.split(",") if t.strip()]
+    try:
+        values = [int(t) for t in items]
+    except ValueError:
+        bad = next(t for t in items if not t.strip().lstrip("-").isdigit())
+        raise ConfigError(f"--seeds {bad!r} is not an integer") from None
+    if not values:
+        raise ConfigError("--seeds is empty; give a count N or a list of seeds")
+    if not explicit:
+        if values[0] < 1:
+            raise ConfigError(f"--seeds {values[0]}: a count of seeds must be >= 1")
+        return list(range(values[0]))
+    if any(v < 0 for v in values) or len(set(values)) != len(values):
+        raise ConfigError(f"--seeds {','.join(items)}: seeds must be distinct and >= 0")
+    return values
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA device is available; use auto or cpu")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def check_batches(configs: dict[str, object], n_train: int) -> None:
+    """Refuse a minibatch larger than the training set: its epoch would make no update."""
+    for prefix, cfg in configs.items():
+        for name, size in train_batch_fields(cfg).items():
+            if size > n_train:
+                raise ConfigError(
+                    f"--{prefix}.{name.replace('_', '-')}={size} exceeds --bench.n-train="
+                    f"{n_train}: a minibatch must fit in the training set"
+                )
+
+
+def make_plan(argv: list[str] | None) -> Plan:
+    args = build_parser().parse_args(argv)
+    overrides: dict[str, dict[str, str]] = {}
+    for dest, value in vars(args).items():
+        if dest.startswith("cfg:") and value is not None:
+            _, prefix, name = dest.split(":")
+            overrides.setdefault(prefix, {})[name] = value
+    methods = parse_methods(args.methods)
+    for prefix, fields in overrides.items():
+        if prefix not in (*SHARED, *methods):
+            flag = f"--{prefix}.{next(iter(fields)).replace('_', '-')}"
+            raise ConfigError(f"{flag} applies to method {prefix!r}, which is not in --methods")
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs {args.jobs}: must be >= 1")
+    if args.jobs > 1 and args.executor != "local":
+        raise ConfigError(f"--jobs {args.jobs} applies to --executor local; Ray sizes itself")
+    shared = {
+        prefix: build(cfg_cls, prefix, presets[args.preset], overrides.get(prefix, {}))
+        for prefix, (cfg_cls, presets, _) in SHARED.items()
+    }
+    configs = {
+        name: build(
+            METHODS[name].config, name, METHODS[name].presets[args.preset], overrides.get(name, {})
+        )
+        for name in methods
+    }
+    check_batches({"pretrain": shared["pretrain"], **configs}, shared["bench"].n_train)
+    return Plan(
+        methods=methods,
+        seeds=parse_seeds(args.seeds),
+        preset=args.preset,
+        device=pick_device(args.device),
+        oracle=OracleSpec(kind=args.oracle, seed=args.oracle_seed, path=args.oracle_path),
+        tracking_uri=args.tracking_uri or default_uri(),
+        experiment=args.experiment,
+        reports_dir=Path(args.reports_dir),
+        cache_dir=Path(args.cache_dir),
+        bench=shared["bench"],
+        pretrain=shared["pretrain"],
+        configs=configs,
+        force=args.force,
+        executor=args.executor,
+        ray_address=args.ray_address,
+        jobs=args.jobs,
+        code=source_version(),  # once per invocation, not per cell key
+        command=shlex.join(["python", "-m", "bench.run", *(argv or sys.argv[1:])]),
+    )
+
+
+def check_writable(path: Path, what: str, option: str) -> None:
+    """Fail before any work when `path` (a directory) cannot be created or written."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as e:
+        raise ConfigError(
+            f"{what} directory {str(path)!r} is not writable ({e.strerror}); pass {option}"
+        ) from None
