@@ -14,16 +14,15 @@ import time
 import pytest
 import torch
 
+from methods.discriminator import Discriminator, parse_filters
 from methods.generator import LSTMGenerator
-from methods.seqgan import (
-    Config,
-    Discriminator,
+from methods.rollout import (
     Workspace,
     completions_scored,
     fast_rollout_rewards,
-    parse_widths,
     reference_rollout_rewards,
 )
+from methods.seqgan import Config
 
 B, N, T, V = 64, 16, 20, 5000
 
@@ -32,7 +31,10 @@ B, N, T, V = 64, 16, 20, 5000
 def paper_setup():
     generator = LSTMGenerator().init_normal_(0.1, torch.Generator().manual_seed(0))
     cfg = Config()
-    discriminator = Discriminator(V, T, cfg.d_emb_dim, *parse_widths(cfg))
+    sizes, maps = parse_filters(
+        cfg.discriminator_filter_sizes, cfg.discriminator_num_filters, T, "seqgan"
+    )
+    discriminator = Discriminator(V, T, cfg.discriminator_emb_dim, sizes, maps)
     discriminator.init_original_(torch.Generator().manual_seed(1))
     assert sum(p.numel() for p in discriminator.parameters()) == 7_045_402
     x = generator.sample(B, rng=torch.Generator().manual_seed(2))
