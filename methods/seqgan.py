@@ -212,12 +212,14 @@ PRESETS = {
 class SeqGANTrainer(Checkpointable):
     """One step = rewards for a fresh batch, one policy-gradient update, then `d_steps` d-steps."""
 
+    method = "seqgan"  # the CLI prefix its config errors name
+
     def __init__(self, cfg: Config, ctx: TrainContext, generator: LSTMGenerator) -> None:
         self.cfg, self.generator = cfg, generator
         self.rng, self.device = ctx.rng, ctx.device
         task = ctx.task  # the widths are checked against T here: the oracle fixes T, not the CLI
         sizes, maps = parse_filters(
-            cfg.discriminator_filter_sizes, cfg.discriminator_num_filters, task.seq_len, "seqgan"
+            cfg.discriminator_filter_sizes, cfg.discriminator_num_filters, task.seq_len, self.method
         )
         init_seed = int(torch.randint(0, 2**62, (1,), generator=ctx.rng, device=ctx.rng.device))
         self.discriminator = (
@@ -338,6 +340,8 @@ class SeqGANTrainer(Checkpointable):
 
 class ConstRewardTrainer(SeqGANTrainer):
     """seqgan-const: every reward is `constant_reward`; no rollout, no D call for rewards."""
+
+    method = "seqgan-const"
 
     def rewards(self, x: Tensor) -> tuple[Tensor, dict[str, float]]:
         return torch.full(x.shape, self.cfg.constant_reward, device=x.device), {}

@@ -309,6 +309,12 @@ def test_bad_discriminator_shapes_are_config_errors(task, overrides, message):
     assert str(error.value) == message
 
 
+def test_the_const_control_names_its_own_flags(task):
+    with pytest.raises(ConfigError) as error:
+        make_trainer(task, ConstRewardTrainer, ConstConfig, discriminator_filter_sizes="2,9")
+    assert str(error.value) == "--seqgan-const.discriminator-filter-sizes: widths must be <= T = 8"
+
+
 def test_filter_lists_parse_to_tuples_and_mismatched_lengths_are_refused():
     assert parse_filters("2,3", "8,16", 3, "seqgan") == ((2, 3), (8, 16))
     with pytest.raises(ConfigError) as error:
