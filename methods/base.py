@@ -34,6 +34,8 @@ class Trainer(Protocol):
         """One generator update (plus whatever critic work precedes it).
 
         Returns scalars to log, keys namespaced: 'train/g_loss', 'train/d_loss', 'perf/...'.
+        'train/d_loss' means the same in every method: the mean loss over this step's
+        discriminator or critic updates (methods/discriminator.py states the naming rule).
         """
         ...
 

@@ -46,6 +46,23 @@ class ConfigError(ValueError):
     """A hyperparameter value that is invalid; the message names it and what is valid."""
 
 
+def parse_ints(text: str, flag: str) -> tuple[int, ...]:
+    """'2,3,5' -> (2, 3, 5), or a one-line ConfigError naming the flag."""
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise ConfigError(f"{flag}={text!r} is not valid: comma-separated ints") from None
+
+
+def check_widths(widths: tuple[int, ...], seq_len: int, flag: str) -> tuple[int, ...]:
+    """Convolution widths, unchanged, or a ConfigError if one exceeds the sequence length T:
+    the windows of a wider filter would not fit in any sequence. Known only once the task is
+    loaded (the oracle fixes T), so the trainers call this, not `validate`."""
+    if max(widths) > seq_len:
+        raise ConfigError(f"{flag}: widths must be <= T = {seq_len}")
+    return widths
+
+
 def hp(
     default: Any,
     help: str,
@@ -86,8 +103,6 @@ def parse_value(text: str, kind: type, flag: str) -> Any:
             if text.lower() not in {"true", "false", "1", "0", "yes", "no"}:
                 raise ValueError(text)
             return text.lower() in {"true", "1", "yes"}
-        if kind is tuple or kind is list:
-            return tuple(int(v) for v in text.replace(",", " ").split())
         return kind(text)
     except ValueError:
         name = getattr(kind, "__name__", str(kind))

@@ -11,7 +11,6 @@ Metrics and reports use only `SequenceModel`: `sample`, `log_prob`, `initial_sta
 
 from __future__ import annotations
 
-import math
 from typing import Protocol
 
 import torch
@@ -173,8 +172,3 @@ class UnigramModel(nn.Module):
 
 def _chunks(n: int, size: int) -> list[int]:
     return [min(size, n - i) for i in range(0, n, size)]
-
-
-def uniform_nll(vocab_size: int) -> float:
-    """Per-token NLL of the uniform distribution: ln V (the analytic check in the tests)."""
-    return math.log(vocab_size)

@@ -2,7 +2,7 @@
 
 After Nie et al. 2019 (RelGAN) on the shared LSTM (shared/reference/relaxation-gans.md §2.2). At
 each step the generator draws an exact sample with the Gumbel-max trick, token = argmax(o_t + g_t),
-and feeds back that HARD token, so its forward pass is ordinary sampling. The discriminator sees
+and feeds back that HARD token, so its forward pass is ordinary sampling. The critic sees
 the relaxed one-hot softmax(beta (o_t + g_t)) instead of the token, so gradients reach the logits
 o_t (and through the hidden states, the earlier steps; none flow through the fed-back tokens).
 The inverse temperature beta rises from 1 to beta_max over the adversarial updates: a larger beta
@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from methods.base import Checkpointable, Counter, MethodSpec, Minibatches, TrainContext
-from methods.config import ConfigError, hp
+from methods.config import check_widths, hp, parse_ints
 from methods.generator import LSTMGenerator
 
 
@@ -46,9 +46,9 @@ class Config:
     batch_size: int = hp(
         64, "sequences per batch (real and fake)", source="[RELGAN]", check="positive"
     )
-    d_steps: int = hp(
+    critic_steps: int = hp(
         5,
-        "discriminator updates per generator update, on fresh batches",
+        "critic updates per generator update, on fresh batches",
         source="[RELGAN] dsteps=5",
         check="positive",
     )
@@ -58,27 +58,27 @@ class Config:
         source="[RELGAN] adversarial Adam 1e-4",
         check="positive",
     )
-    d_lr: float = hp(
+    critic_lr: float = hp(
         1e-4,
-        "discriminator Adam learning rate",
+        "critic Adam learning rate",
         source="[RELGAN] adversarial Adam 1e-4",
         check="positive",
     )
     adam_b1: float = hp(
         0.9,
-        "Adam beta1 (generator and discriminator)",
+        "Adam beta1 (generator and critic)",
         source="[RELGAN] (the TensorFlow default)",
         check="nonneg",
     )
     adam_b2: float = hp(
         0.999,
-        "Adam beta2 (generator and discriminator)",
+        "Adam beta2 (generator and critic)",
         source="[RELGAN] (the TensorFlow default)",
         check="unit",
     )
     clip: float = hp(
         5.0,
-        "global gradient-norm clip (generator and discriminator)",
+        "global gradient-norm clip (generator and critic)",
         source="[RELGAN] global-norm clip 5.0",
         check="positive",
     )
@@ -102,34 +102,41 @@ class Config:
         source="[RELGAN] paper §2.4: RSGAN beat standard and hinge on synthetic data",
         choices=("rsgan", "standard"),
     )
-    d_emb_dim: int = hp(
+    critic_emb_dim: int = hp(
         64,
-        "width of the discriminator's linear embedding of the V-dim rows",
+        "width of the critic's linear embedding of the V-dim rows",
         source="[RELGAN] dis_emb_dim",
         check="positive",
     )
-    d_filters: int = hp(
+    critic_num_filters: int = hp(
         300,
-        "discriminator convolution maps per filter width",
+        "critic convolution maps per filter width",
         source="[RELGAN] 300 filters per width",
         check="positive",
     )
-    d_widths: str = hp(
+    critic_filter_sizes: str = hp(
         "2,3,4,5",
-        "discriminator convolution widths, comma-separated (widths above the sequence length are "
-        "dropped)",
+        "critic convolution widths, comma-separated (each <= sequence length)",
         source="[RELGAN] discriminator filter sizes",
         check="ints",
     )
 
 
 PRESETS = {
-    # smoke: a handful of updates with a small discriminator, for the CI end-to-end run (seconds)
-    "smoke": dict(updates=4, eval_every=2, batch_size=16, d_steps=2, d_emb_dim=16, d_filters=8),
+    # smoke: a handful of updates with a small critic, for the CI end-to-end run (seconds)
+    "smoke": dict(
+        updates=4,
+        eval_every=2,
+        batch_size=16,
+        critic_steps=2,
+        critic_emb_dim=16,
+        critic_num_filters=8,
+    ),
     # quick: sized for <= ~2.5 min of construction + updates on 2 CPU cores (V=5000, 10k train):
-    # measured 87 s on one thread, ~72 s on two (0.45-0.54 s per update; 3 D steps, 64x4x64 D);
-    # a loaded machine was up to ~1.7x slower; beta still annealed 1 -> ~100; 10 evaluations
-    "quick": dict(updates=160, eval_every=16, d_steps=3, d_filters=64),
+    # measured 87 s on one thread, ~72 s on two (0.45-0.54 s per update; 3 critic steps, a
+    # 64x4x64 critic); a loaded machine was up to ~1.7x slower; beta still annealed 1 -> ~100;
+    # 10 evaluations
+    "quick": dict(updates=160, eval_every=16, critic_steps=3, critic_num_filters=64),
     "paper": {},
 }
 
@@ -146,15 +153,12 @@ class SequenceCNN(nn.Module):
     """
 
     def __init__(
-        self, vocab_size: int, emb_dim: int, filters: int, widths: str, seq_len: int
+        self, vocab_size: int, emb_dim: int, num_filters: int, filter_sizes: tuple[int, ...]
     ) -> None:
         super().__init__()
-        widths = [w for w in map(int, widths.split(",")) if w <= seq_len]  # ("2,3", 20) -> [2, 3]
-        if not widths:
-            raise ConfigError(f"--gumbel.d-widths: no width <= the sequence length {seq_len}")
-        features = filters * len(widths)
+        features = num_filters * len(filter_sizes)
         self.embedding = nn.Linear(vocab_size, emb_dim, bias=False)
-        self.convs = nn.ModuleList(nn.Conv1d(emb_dim, filters, w) for w in widths)
+        self.convs = nn.ModuleList(nn.Conv1d(emb_dim, num_filters, w) for w in filter_sizes)
         self.transform = nn.Linear(features, features)
         self.gate = nn.Linear(features, features)
         self.out = nn.Linear(features, 1)
@@ -228,38 +232,41 @@ def entropy(logits: Tensor) -> Tensor:
     return -(logp.exp() * logp).sum(dim=-1).mean()
 
 
-def gan_losses(kind: str, d_real: Tensor, d_fake: Tensor) -> tuple[Tensor, Tensor]:
-    """(d_loss, g_loss) from the discriminator's logits (B,); BCE(z, 1) = softplus(-z).
+def gan_losses(kind: str, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
+    """(critic loss, g_loss) from the critic's logits (B,) on real and on fake rows;
+    BCE(z, 1) = softplus(-z).
 
-    rsgan pairs real and fake element-wise: BCE(D(real) - D(fake), 1) and the reverse for G.
+    rsgan pairs real and fake element-wise: BCE(C(real) - C(fake), 1) and the reverse for G.
     """
     if kind == "rsgan":
-        return F.softplus(d_fake - d_real).mean(), F.softplus(d_real - d_fake).mean()
-    return F.softplus(-d_real).mean() + F.softplus(d_fake).mean(), F.softplus(-d_fake).mean()
+        return F.softplus(fake - real).mean(), F.softplus(real - fake).mean()
+    return F.softplus(-real).mean() + F.softplus(fake).mean(), F.softplus(-fake).mean()
 
 
 class GumbelTrainer(Checkpointable):
-    """One step = `d_steps` discriminator updates, then one generator update at the current beta."""
+    """One step = `critic_steps` critic updates, then one generator update at the current beta."""
 
     def __init__(self, cfg: Config, ctx: TrainContext, generator: LSTMGenerator) -> None:
         self.cfg, self.generator, self.rng = cfg, generator, ctx.rng
-        task = ctx.task
-        self.disc = SequenceCNN(
-            task.vocab_size, cfg.d_emb_dim, cfg.d_filters, cfg.d_widths, task.seq_len
+        task = ctx.task  # the widths are checked against T here: the oracle fixes T, not the CLI
+        flag = "--gumbel.critic-filter-sizes"
+        sizes = check_widths(parse_ints(cfg.critic_filter_sizes, flag), task.seq_len, flag)
+        self.critic = SequenceCNN(
+            task.vocab_size, cfg.critic_emb_dim, cfg.critic_num_filters, sizes
         )
-        self.disc.to(ctx.device).init_(ctx.rng)
+        self.critic.to(ctx.device).init_(ctx.rng)
         betas = (cfg.adam_b1, cfg.adam_b2)
         self.g_opt = torch.optim.Adam(generator.parameters(), lr=cfg.g_lr, betas=betas)
-        self.d_opt = torch.optim.Adam(self.disc.parameters(), lr=cfg.d_lr, betas=betas)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr, betas=betas)
         self.batches = Minibatches(task.train, cfg.batch_size, ctx.rng, ctx.device)
         self.done = Counter()  # adversarial steps done: the position on the beta schedule
 
     def parts(self) -> dict:
         return {
             "generator": self.generator,
-            "disc": self.disc,
+            "critic": self.critic,
             "g_opt": self.g_opt,
-            "d_opt": self.d_opt,
+            "critic_opt": self.critic_opt,
             "batches": self.batches,
             "done": self.done,
         }
@@ -269,39 +276,39 @@ class GumbelTrainer(Checkpointable):
         return beta_at(self.done.value, self.cfg.updates, self.cfg.beta_max, self.cfg.beta_schedule)
 
     def real_scores(self) -> Tensor:
-        """D's logits (B,) on a fresh batch of real sequences (one-hot rows, as a lookup)."""
-        return self.disc.score(self.disc.embed_tokens(next(self.batches)))
+        """The critic's logits (B,) on a fresh batch of real sequences (one-hot rows, a lookup)."""
+        return self.critic.score(self.critic.embed_tokens(next(self.batches)))
 
-    def d_step(self) -> dict[str, float]:
+    def critic_step(self) -> float:
+        """One critic update; its loss."""
         with torch.no_grad():
             _, fake, _ = gumbel_rollout(self.generator, self.cfg.batch_size, self.beta, self.rng)
-        d_loss, _ = gan_losses(self.cfg.loss, self.real_scores(), self.disc(fake))
-        self.d_opt.zero_grad(set_to_none=True)
-        d_loss.backward()
-        nn.utils.clip_grad_norm_(self.disc.parameters(), self.cfg.clip)
-        self.d_opt.step()
-        return {"train/d_loss": d_loss.item()}
+        loss, _ = gan_losses(self.cfg.loss, self.real_scores(), self.critic(fake))
+        self.critic_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.critic.parameters(), self.cfg.clip)
+        self.critic_opt.step()
+        return loss.item()
 
     def generator_loss(self) -> tuple[Tensor, Tensor]:
         """(g_loss, entropy of the per-step distributions), relaxed fakes with gradient."""
         _, fake, logits = gumbel_rollout(self.generator, self.cfg.batch_size, self.beta, self.rng)
-        _, g_loss = gan_losses(self.cfg.loss, self.real_scores(), self.disc(fake))
+        _, g_loss = gan_losses(self.cfg.loss, self.real_scores(), self.critic(fake))
         return g_loss, entropy(logits)
 
     def step(self) -> dict[str, float]:
-        for _ in range(self.cfg.d_steps):
-            stats = self.d_step()
-        self.disc.requires_grad_(False)  # the generator step needs no discriminator gradients
+        critic_losses = [self.critic_step() for _ in range(self.cfg.critic_steps)]
+        self.critic.requires_grad_(False)  # the generator step needs no critic weight gradients
         g_loss, ent = self.generator_loss()
         self.g_opt.zero_grad(set_to_none=True)
         g_loss.backward()
-        self.disc.requires_grad_(True)
+        self.critic.requires_grad_(True)
         grad_norm = nn.utils.clip_grad_norm_(self.generator.parameters(), self.cfg.clip)
         self.g_opt.step()
         beta = self.beta
         self.done.value += 1
         return {
-            **stats,
+            "train/d_loss": sum(critic_losses) / len(critic_losses),  # mean over the updates
             "train/g_loss": g_loss.item(),
             "train/entropy": ent.item(),
             "train/beta": beta,
@@ -311,7 +318,8 @@ class GumbelTrainer(Checkpointable):
 
 METHOD = MethodSpec(
     name="gumbel",
-    summary="RelGAN-style Gumbel-softmax GAN: hard Gumbel-max feedback, relaxed one-hots to D",
+    summary="RelGAN-style Gumbel-softmax GAN: hard Gumbel-max feedback, relaxed one-hots to the "
+    "critic",
     config=Config,
     presets=PRESETS,
     make_trainer=GumbelTrainer,

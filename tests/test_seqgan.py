@@ -9,21 +9,16 @@ import torch
 from methods import METHODS
 from methods.base import TrainContext
 from methods.config import ConfigError, build
+from methods.discriminator import Discriminator, parse_filters
 from methods.generator import sample_categorical
-from methods.seqgan import (
-    PRESETS,
-    Config,
-    ConstConfig,
-    ConstRewardTrainer,
-    Discriminator,
-    SeqGANTrainer,
+from methods.rollout import (
     StepTables,
     WindowScorer,
     fast_rollout_rewards,
-    parse_widths,
     reference_rollout_rewards,
     sample_blocked,
 )
+from methods.seqgan import PRESETS, Config, ConstConfig, ConstRewardTrainer, SeqGANTrainer
 from tests.conftest import tiny_generator
 
 V, T = 50, 8
@@ -196,7 +191,7 @@ def test_each_sample_is_rewarded_for_its_own_prefix(task, name):
 
 
 # the smoke preset, smaller still: every trainer test stays around a second
-TINY = dict(batch_size=8, rollout_num=2, d_samples=64, d_pretrain_steps=1)
+TINY = dict(batch_size=8, rollout_num=2, discriminator_samples=64, d_pretrain_steps=1)
 
 
 def make_trainer(task, cls=SeqGANTrainer, config=Config, seed=0, **overrides):
@@ -281,15 +276,50 @@ def test_registry_presets_and_the_paper_discriminator():
     for name in ("seqgan", "seqgan-const"):
         for preset in ("smoke", "quick", "paper"):
             build(METHODS[name].config, name, METHODS[name].presets[preset], {})
-    d = Discriminator(5000, 20, Config().d_emb_dim, *parse_widths(Config()))
+    cfg = Config()
+    sizes, maps = parse_filters(
+        cfg.discriminator_filter_sizes, cfg.discriminator_num_filters, 20, "seqgan"
+    )
+    d = Discriminator(5000, 20, cfg.discriminator_emb_dim, sizes, maps)
     assert sum(p.numel() for p in d.parameters()) == 7_045_402  # seqgan-original.md §4
     assert dataclasses.fields(ConstConfig)[-1].name == "constant_reward"
 
 
 @pytest.mark.parametrize(
-    "overrides",
-    [dict(d_filter_sizes="1,x"), dict(d_num_filters="4,4,4"), dict(d_filter_sizes="2,9")],
+    "overrides, message",
+    [
+        (
+            dict(discriminator_filter_sizes="1,x"),
+            "--seqgan.discriminator-filter-sizes='1,x' is not valid: comma-separated ints",
+        ),
+        (
+            dict(discriminator_num_filters="4,4,4"),
+            "discriminator-filter-sizes '2,3' has 2 widths but discriminator-num-filters "
+            "'4,4,4' has 3 counts; give one per width",
+        ),
+        (
+            dict(discriminator_filter_sizes="2,9"),
+            "--seqgan.discriminator-filter-sizes: widths must be <= T = 8",
+        ),
+    ],
 )
-def test_bad_discriminator_shapes_are_config_errors(task, overrides):
-    with pytest.raises(ConfigError):
+def test_bad_discriminator_shapes_are_config_errors(task, overrides, message):
+    with pytest.raises(ConfigError) as error:
         make_trainer(task, **overrides)
+    assert str(error.value) == message
+
+
+def test_the_const_control_names_its_own_flags(task):
+    with pytest.raises(ConfigError) as error:
+        make_trainer(task, ConstRewardTrainer, ConstConfig, discriminator_filter_sizes="2,9")
+    assert str(error.value) == "--seqgan-const.discriminator-filter-sizes: widths must be <= T = 8"
+
+
+def test_filter_lists_parse_to_tuples_and_mismatched_lengths_are_refused():
+    assert parse_filters("2,3", "8,16", 3, "seqgan") == ((2, 3), (8, 16))
+    with pytest.raises(ConfigError) as error:
+        parse_filters("2,3", "8", 3, "maligan")  # the flags name the method that asked
+    assert str(error.value) == (
+        "--maligan.discriminator-filter-sizes and --maligan.discriminator-num-filters differ in "
+        "length"
+    )

@@ -22,15 +22,10 @@ from bench.evaluate import curve_point, final_metrics  # noqa: E402
 from methods import METHODS, mle  # noqa: E402
 from methods.base import TrainContext  # noqa: E402
 from methods.config import build  # noqa: E402
+from methods.discriminator import Discriminator, parse_filters  # noqa: E402
 from methods.generator import LSTMGenerator  # noqa: E402
-from methods.seqgan import (  # noqa: E402
-    Config,
-    Discriminator,
-    Workspace,
-    fast_rollout_rewards,
-    parse_widths,
-    reference_rollout_rewards,
-)
+from methods.rollout import Workspace, fast_rollout_rewards, reference_rollout_rewards  # noqa: E402
+from methods.seqgan import Config  # noqa: E402
 from oracle.data import OracleSpec, load_task  # noqa: E402
 
 DEV = torch.device("cuda")
@@ -101,15 +96,21 @@ def main() -> None:
     out["curve_point_ms"] = timed_ms(lambda: curve_point(gen0, task, 2000, 1, DEV), 2)
     out["final_metrics_ms"] = timed_ms(lambda: final_metrics(gen0, task, 10000, 1000, 1, DEV), 1)
     cfg = Config()
-    disc = Discriminator(5000, 20, cfg.d_emb_dim, *parse_widths(cfg))
-    disc = disc.init_original_(torch.Generator().manual_seed(1)).to(DEV).eval()
+    sizes, maps = parse_filters(
+        cfg.discriminator_filter_sizes, cfg.discriminator_num_filters, 20, "seqgan"
+    )
+    discriminator = Discriminator(5000, 20, cfg.discriminator_emb_dim, sizes, maps)
+    discriminator = discriminator.init_original_(torch.Generator().manual_seed(1)).to(DEV).eval()
     x = gen0.sample(64, rng=torch.Generator(device=DEV).manual_seed(2))
     rng = torch.Generator(device=DEV).manual_seed(3)
     with torch.no_grad():
-        ref = timed_ms(lambda: reference_rollout_rewards(gen0, disc, x, 16, rng), 3)
+        ref = timed_ms(lambda: reference_rollout_rewards(gen0, discriminator, x, 16, rng), 3)
         ws, chunk = Workspace(), cfg.rollout_chunk
         fast = timed_ms(
-            lambda: fast_rollout_rewards(gen0, disc, x, 16, rng, chunk=chunk, workspace=ws), 10
+            lambda: fast_rollout_rewards(
+                gen0, discriminator, x, 16, rng, chunk=chunk, workspace=ws
+            ),
+            10,
         )
     out |= {"rollout_reference_ms": ref, "rollout_fast_ms": fast}
     print(json.dumps(out, indent=1))

@@ -1,0 +1,127 @@
+"""The policy-gradient family's CNN discriminator: a real/fake classifier, P(real) the reward.
+
+The network of SeqGAN (Yu et al., AAAI-17) as in its code ([HEAD] = LantaoYu/SeqGAN at e2b52fb,
+discriminator.py; see shared/reference/seqgan-original.md). It takes plain filter widths and map
+counts, not a method's Config, so every method that rewards a generator with a classifier's
+verdict (SeqGAN, and later MaliGAN, RankGAN, ...) builds it from its own fields.
+
+`WindowScorer`, the per-token-table view of this network that the fast rollout scores with, lives
+in methods/rollout.py, not here: its prefix/completion split of the windows is the rollout's
+structure, it keeps its tables in the rollout's `Workspace`, and it reads this class only through
+its public layers (embedding, convs, highway, out). The test that it equals `features` and
+`prob_real` exactly is in tests/test_seqgan.py.
+
+Naming rule for the adversary's fields, across methods/: the network is the `discriminator` in the
+policy-gradient family (a classifier; this module, methods/rollout.py, methods/seqgan.py) and the
+`critic` in the relaxation GANs (methods/wgan_gp.py, methods/gumbel.py), spelled out in full in
+config fields, attributes and checkpoint parts: `<net>_filter_sizes` (comma-separated
+convolution widths), `<net>_num_filters` (maps), `<net>_emb_dim`, `<net>_lr`, `<net>_opt`, ...
+Two short forms remain, both names from the papers: SeqGAN's `d_steps`, `d_epochs`,
+`d_pretrain_steps`, `d_pretrain_epochs` count the paper's "d-steps" (and the k epochs of each);
+and the logged `train/d_loss` (`train/d_acc`) is the benchmark's one key for every method's
+adversary loss: the mean over that step's discriminator or critic updates.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from methods.config import ConfigError, check_widths, parse_ints
+
+
+class Discriminator(nn.Module):
+    """The paper's CNN: embedding, one conv bank per width, max-pool, highway, dropout, 2 classes.
+
+    Class 1 is "real"; its softmax probability is the reward. The highway's transform and gate
+    are one Linear(F, 2F): the original's two F x F matrices side by side.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        seq_len: int,
+        emb_dim: int,
+        filter_sizes: tuple[int, ...],
+        num_filters: tuple[int, ...],
+        dropout_keep: float = 0.75,
+    ) -> None:
+        super().__init__()
+        if len(filter_sizes) != len(num_filters) or not filter_sizes:
+            raise ValueError("filter_sizes and num_filters must be non-empty and of equal length")
+        if not all(1 <= w <= seq_len for w in filter_sizes) or min(num_filters) < 1:
+            raise ValueError(f"filter widths must be in 1..{seq_len}, map counts >= 1")
+        self.vocab_size, self.seq_len, self.dropout_keep = vocab_size, seq_len, dropout_keep
+        self.filter_sizes, self.num_filters = tuple(filter_sizes), tuple(num_filters)
+        n_features = sum(num_filters)
+        self.embedding = nn.Embedding(vocab_size, emb_dim)
+        self.convs = nn.ModuleList(
+            nn.Conv1d(emb_dim, n, w) for w, n in zip(filter_sizes, num_filters, strict=True)
+        )
+        self.highway = nn.Linear(n_features, 2 * n_features)
+        self.out = nn.Linear(n_features, 2)
+
+    def init_original_(self, generator: torch.Generator) -> Discriminator:
+        """[HEAD] discriminator.py: embedding U(-1, 1); conv and output weights truncated
+        N(0, 0.1^2), biases 0.1; highway matrix and bias Glorot-uniform (TF get_variable default;
+        for the 1-D bias TF takes fan_in = fan_out = F); gate bias offset 0 (the call's bias=0)."""
+        n = self.out.in_features
+        with torch.no_grad():
+            nn.init.uniform_(self.embedding.weight, -1.0, 1.0, generator=generator)
+            for layer in [*self.convs, self.out]:
+                nn.init.trunc_normal_(layer.weight, std=0.1, a=-0.2, b=0.2, generator=generator)
+                nn.init.constant_(layer.bias, 0.1)
+            nn.init.uniform_(
+                self.highway.weight, -math.sqrt(3 / n), math.sqrt(3 / n), generator=generator
+            )
+            nn.init.uniform_(
+                self.highway.bias, -math.sqrt(3 / n), math.sqrt(3 / n), generator=generator
+            )
+        return self
+
+    def features(self, x: Tensor) -> Tensor:
+        """Max-pooled ReLU conv features (B, F) of token sequences x (B, T): the plain forward."""
+        e = self.embedding(x).transpose(1, 2)  # (B, E, T)
+        return torch.cat([F.relu(conv(e)).amax(dim=-1) for conv in self.convs], dim=1)  # (B, F)
+
+    def head(self, features: Tensor, dropout_rng: torch.Generator | None = None) -> Tensor:
+        """Highway, dropout (only when a generator is given: training), output logits (B, 2)."""
+        transform, gate = self.highway(features).chunk(2, dim=-1)  # (B, F) each
+        t = torch.sigmoid(gate)
+        h = t * F.relu(transform) + (1 - t) * features  # (B, F)
+        if dropout_rng is not None:
+            keep = torch.rand(h.shape, generator=dropout_rng, device=h.device) < self.dropout_keep
+            h = h * keep / self.dropout_keep  # TF dropout: scale the kept units by 1/keep
+        return self.out(h)  # (B, 2)
+
+    def forward(self, x: Tensor, dropout_rng: torch.Generator | None = None) -> Tensor:
+        return self.head(self.features(x), dropout_rng)
+
+    def prob_real(self, x: Tensor) -> Tensor:
+        """(B,) D's probability that each sequence is real, dropout off (the reward)."""
+        return torch.softmax(self(x), dim=-1)[:, 1]
+
+    def loss(
+        self, x: Tensor, labels: Tensor, l2: float, rng: torch.Generator
+    ) -> tuple[Tensor, Tensor]:
+        """Mean cross-entropy + l2 * (|W_out|^2 + |b_out|^2) / 2 with dropout; and the accuracy."""
+        logits = self(x, dropout_rng=rng)  # (B, 2)
+        l2_term = (self.out.weight.square().sum() + self.out.bias.square().sum()) / 2
+        accuracy = (logits.argmax(dim=-1) == labels).float().mean()
+        return F.cross_entropy(logits, labels) + l2 * l2_term, accuracy
+
+
+def parse_filters(
+    filter_sizes: str, num_filters: str, seq_len: int, method: str
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The fields `discriminator_filter_sizes` and `discriminator_num_filters` of `method` (the
+    comma-separated strings) as int tuples, widths <= seq_len, or a ConfigError naming the flag."""
+    sizes_flag = f"--{method}.discriminator-filter-sizes"
+    counts_flag = f"--{method}.discriminator-num-filters"
+    sizes, counts = parse_ints(filter_sizes, sizes_flag), parse_ints(num_filters, counts_flag)
+    if len(sizes) != len(counts):
+        raise ConfigError(f"{sizes_flag} and {counts_flag} differ in length")
+    return check_widths(sizes, seq_len, sizes_flag), counts
