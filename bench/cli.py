@@ -18,7 +18,7 @@ from bench.pretrain import PretrainConfig
 from bench.tracking import default_uri, source_version
 from methods import METHODS
 from methods.base import PRESET_NAMES
-from methods.config import ConfigError, build, train_batch_fields
+from methods.config import ConfigError, build, check_seq_widths, train_batch_fields
 from oracle.data import DEFAULT_PAPER_ORACLE, OracleSpec
 
 ORACLES = ("random", "seqgan-paper")
@@ -244,12 +244,15 @@ def make_plan(argv: list[str] | None) -> Plan:
         for name in methods
     }
     check_batches({"pretrain": shared["pretrain"], **configs}, shared["bench"].n_train)
+    oracle = OracleSpec(kind=args.oracle, seed=args.oracle_seed, path=args.oracle_path)
+    for name, cfg in configs.items():  # before anything runs, not when its trainer is built
+        check_seq_widths(cfg, name, oracle.seq_len)
     return Plan(
         methods=methods,
         seeds=parse_seeds(args.seeds),
         preset=args.preset,
         device=pick_device(args.device),
-        oracle=OracleSpec(kind=args.oracle, seed=args.oracle_seed, path=args.oracle_path),
+        oracle=oracle,
         tracking_uri=args.tracking_uri or default_uri(),
         experiment=args.experiment,
         reports_dir=Path(args.reports_dir),

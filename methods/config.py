@@ -59,7 +59,8 @@ def check_widths(widths: tuple[int, ...], seq_len: int, flag: str) -> tuple[int,
     the windows of a wider filter would not fit in any sequence. Known only once the task is
     loaded (the oracle fixes T), so the trainers call this, not `validate`."""
     if max(widths) > seq_len:
-        raise ConfigError(f"{flag}: widths must be <= T = {seq_len}")
+        text = ",".join(map(str, widths))
+        raise ConfigError(f"{flag}={text!r} is not valid: widths must be <= T = {seq_len}")
     return widths
 
 
@@ -71,13 +72,17 @@ def hp(
     check: str | None = None,
     choices=None,
     batch_of_train: bool = False,
+    within_seq_len: bool = False,
 ):
     """A config field: `help` is the --help text, `source` where the default comes from.
 
     `batch_of_train`: the field is a minibatch size drawn from the training set, so the CLI
-    refuses a value above --bench.n-train (an epoch of zero updates)."""
+    refuses a value above --bench.n-train (an epoch of zero updates). `within_seq_len`: a comma
+    list of convolution widths, each of which must be <= the task's sequence length T."""
     meta = {"help": f"{help} (default {default!r}; {source})" if source else help}
-    meta.update(check=check, choices=choices, batch_of_train=batch_of_train)
+    meta.update(
+        check=check, choices=choices, batch_of_train=batch_of_train, within_seq_len=within_seq_len
+    )
     return dataclasses.field(default=default, metadata=meta)
 
 
@@ -137,6 +142,14 @@ def train_batch_fields(cfg: Any) -> dict[str, int]:
         for f in dataclasses.fields(cfg)
         if f.metadata.get("batch_of_train")
     }
+
+
+def check_seq_widths(cfg: Any, prefix: str, seq_len: int) -> None:
+    """ConfigError for a `within_seq_len` field of `cfg` with a width above T = `seq_len`."""
+    for f in dataclasses.fields(cfg):
+        if f.metadata.get("within_seq_len"):
+            flag = f"--{prefix}.{f.name.replace('_', '-')}"
+            check_widths(parse_ints(getattr(cfg, f.name), flag), seq_len, flag)
 
 
 def flatten(cfg: Any, prefix: str) -> dict[str, str]:

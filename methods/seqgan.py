@@ -44,6 +44,9 @@ from methods.rollout import (
 )
 
 
+MAX_ROLLOUT_CHUNK = 65_536  # completions scored together; memory ~ chunk * V * 4 bytes
+
+
 @dataclass(frozen=True)
 class Config:
     updates: int = hp(
@@ -87,6 +90,7 @@ class Config:
         "discriminator convolution widths, comma-separated (each <= sequence length)",
         source="[HEAD] dis_filter_sizes; [PAPER] Table 5",
         check="ints",
+        within_seq_len=True,
     )
     discriminator_num_filters: str = hp(
         "100,200,200,200,200,100,100,100,100,100,160,160",
@@ -155,6 +159,17 @@ class Config:
             raise ConfigError(
                 f"discriminator-filter-sizes {sizes!r} has {len(widths)} widths but "
                 f"discriminator-num-filters {counts!r} has {len(maps)} counts; give one per width"
+            )
+        if self.rollout_num > self.rollout_chunk:  # a prefix's N completions are one chunk
+            raise ConfigError(
+                f"rollout-num={self.rollout_num} exceeds rollout-chunk={self.rollout_chunk}: "
+                "the N completions of a prefix are sampled together, so N may not exceed the "
+                "chunk that bounds the rollout's memory"
+            )
+        if self.rollout_chunk > MAX_ROLLOUT_CHUNK:
+            raise ConfigError(
+                f"rollout-chunk={self.rollout_chunk} exceeds {MAX_ROLLOUT_CHUNK}: the rollout "
+                "holds a (chunk, V) float32 table, 1.3 GB at the paper's V = 5000"
             )
 
 

@@ -88,6 +88,7 @@ class Config:
         "critic convolution widths, comma-separated (each <= sequence length)",
         source="[RELGAN] discriminator filter sizes",
         check="ints",
+        within_seq_len=True,
     )
     feedback: str = hp(
         "sampled-first",

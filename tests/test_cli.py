@@ -41,8 +41,39 @@ CASES = [
     (["--seqgan.rollout-num", "0"], "--seqgan.rollout-num=0 is not valid: must be > 0"),
     (["--seqgan.rollout-num", "1.5"], "--seqgan.rollout-num='1.5' is not valid: expected int"),
     (["--gumbel.beta-max", "-1"], "--gumbel.beta-max=-1.0 is not valid"),
-    (["--seqgan.d-filter-sizes", "2,x"], "--seqgan.d-filter-sizes='2,x' is not valid: must be a"),
-    (["--seqgan.d-num-filters", "8,8,8"], "d-filter-sizes '2,3' has 2 widths but d-num-filters"),
+    (
+        ["--seqgan.discriminator-filter-sizes", "2,x"],
+        "--seqgan.discriminator-filter-sizes='2,x' is not valid: must be a",
+    ),
+    (
+        ["--seqgan.discriminator-num-filters", "8,8,8"],
+        "discriminator-filter-sizes '2,3' has 2 widths but discriminator-num-filters",
+    ),
+    (
+        [
+            "--seqgan.discriminator-filter-sizes",
+            "50,60",
+            "--seqgan.discriminator-num-filters",
+            "8,8",
+        ],
+        "--seqgan.discriminator-filter-sizes='50,60' is not valid: widths must be <= T = 20",
+    ),
+    (
+        ["--wgan-gp.critic-filter-sizes", "3,21"],
+        "--wgan-gp.critic-filter-sizes='3,21' is not valid: widths must be <= T = 20",
+    ),
+    (
+        ["--gumbel.critic-filter-sizes", "40"],
+        "--gumbel.critic-filter-sizes='40' is not valid: widths must be <= T = 20",
+    ),
+    (
+        ["--seqgan.rollout-num", "100000000"],
+        "rollout-num=100000000 exceeds rollout-chunk=1024",
+    ),
+    (
+        ["--seqgan.rollout-chunk", "100000000"],
+        "rollout-chunk=100000000 exceeds 65536",
+    ),
     (["--seqgan-const.constant-reward", "0"], "--seqgan-const.constant-reward=0.0 is not valid"),
     (
         ["--methods", "mle", "--seqgan.rollout-num", "8"],
