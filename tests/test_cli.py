@@ -234,3 +234,27 @@ class _no:
 
     def __exit__(self, *exc):
         return False
+
+
+def test_pretraining_has_its_own_options_and_only_they_move_every_cell(tmp_path):
+    """--mle.* changes only the mle cell; --pretrain.* changes every cell's starting point."""
+    from types import SimpleNamespace
+
+    from bench.cells import cell_key
+    from bench.cli import make_plan
+
+    task = SimpleNamespace(identity="task")
+    base = ["--methods", "mle,seqgan", "--preset", "smoke", "--cache-dir", str(tmp_path)]
+
+    def keys(*extra):
+        plan = make_plan([*base, *extra])
+        return {m: cell_key(plan, m, 0, task) for m in ("mle", "seqgan")}
+
+    default = keys()
+    mle_lr = keys("--mle.lr", "1e-3")
+    pretrain_lr = keys("--pretrain.lr", "1e-3")
+    assert mle_lr["seqgan"] == default["seqgan"] and mle_lr["mle"] != default["mle"]
+    assert all(pretrain_lr[m] != default[m] for m in default)
+    plan = make_plan([*base, "--pretrain.epochs", "7"])
+    assert plan.pretrain.epochs == 7 and plan.pretrain.eval_every == 1  # smoke's preset
+    assert not hasattr(plan.configs["mle"], "pretrain_epochs")
