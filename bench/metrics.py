@@ -5,7 +5,6 @@ All NLLs are mean per-token negative log-likelihoods in nats, as the SeqGAN pape
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from methods.generator import SequenceModel
@@ -23,9 +22,3 @@ def nll_oracle(oracle: SequenceModel, samples: Tensor) -> float:
 def nll_test(model: SequenceModel, heldout: Tensor, temperature: float = 1.0) -> float:
     """Coverage: the model's mean per-token NLL of held-out oracle data (n, T). Lower is better."""
     return -model.log_prob(heldout, temperature=temperature).sum().item() / heldout.numel()
-
-
-def mean_entropy(logits: Tensor) -> float:
-    """Mean entropy (nats) of the categoricals in logits (..., V). Higher = more diverse."""
-    logp = torch.log_softmax(logits, dim=-1)  # (..., V)
-    return -(logp.exp() * logp).sum(-1).mean().item()

@@ -1,7 +1,10 @@
-"""Tables and plots of a finished experiment, built from the MLflow store alone.
+"""The report of a finished experiment: loads its frames from MLflow and renders them.
 
-`python -m bench.report --experiment NAME` rebuilds them without retraining; `bench.run` calls
-the same code at its end, so the printed table and the stored one cannot disagree.
+Loading (`tidy_results`, `sweep_frame`, `curves`) reads the Tracker alone; rendering writes the
+Markdown, the CSVs and (through `bench.plots`) the PNGs, and prints the terminal table. The
+statistics are `bench.stats`'s. `python -m bench.report --experiment NAME` rebuilds a report
+without retraining; `bench.run` calls the same code at its end, so the printed table and the
+stored one cannot disagree.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from bench.plots import plot_curves, plot_quality_diversity
+from bench.stats import mean_curve_by_seconds, prob_beats_baseline, summary, with_sweep_summary
 from bench.tracking import Tracker, TrackingError, default_uri
 
 # column key -> (header, lower is better?)
@@ -60,46 +64,37 @@ def tidy_results(tracker: Tracker, parent: str) -> pd.DataFrame:
     )
 
 
-def mean_ci(values: np.ndarray) -> tuple[float, float, float]:
-    """Mean over seeds (n,) and its 95% Student-t interval; (mean, nan, nan) when n = 1.
-
-    Student-t, not a bootstrap: with the usual 3 seeds a percentile bootstrap can only return
-    [min, max] (each extreme is resampled 3 times with probability 1/27 > 2.5%), which covers the
-    mean ~75% of the time; the t interval keeps its 95% for normal seed noise (tested).
-    """
-    values = np.asarray(values, dtype=float)
-    mean = float(values.mean())
-    if len(values) < 2:
-        return mean, np.nan, np.nan
-    sem = float(stats.sem(values))
-    if sem == 0.0:  # identical seeds (deterministic rows): a point, not a NaN interval
-        return mean, mean, mean
-    lo, hi = stats.t.interval(0.95, df=len(values) - 1, loc=mean, scale=sem)
-    return mean, float(lo), float(hi)
-
-
-def prob_beats(a: np.ndarray, b: np.ndarray, lower_is_better: bool) -> float:
-    """P(a random seed of A beats a random seed of B), ties counting half (rliable's P(X > Y))."""
-    a, b = np.asarray(a, float)[:, None], np.asarray(b, float)[None, :]
-    wins = (a < b) if lower_is_better else (a > b)
-    return float(wins.mean() + 0.5 * (a == b).mean())
+def sweep_frame(tracker: Tracker, tidy: pd.DataFrame) -> pd.DataFrame:
+    """The temperature sweeps: method, seed, alpha, nll_oracle, nll_test (one row per alpha)."""
+    runs = tidy[(tidy.kind == "method") & (tidy.status == "finished")].drop_duplicates("run_id")
+    rows = []
+    for r in runs.itertuples():
+        hist = {
+            k: dict(tracker.history(r.run_id, f"sweep/{k}"))
+            for k in ("alpha", "nll_oracle", "nll_test")
+        }
+        rows += [
+            dict(
+                method=r.method,
+                seed=r.seed,
+                alpha=a,
+                nll_oracle=hist["nll_oracle"][step],
+                nll_test=hist["nll_test"][step],
+            )
+            for step, a in sorted(hist["alpha"].items())
+        ]
+    return pd.DataFrame(rows, columns=["method", "seed", "alpha", "nll_oracle", "nll_test"])
 
 
-def summary(tidy: pd.DataFrame) -> pd.DataFrame:
-    """Numeric summary: one row per method, columns (metric, stat) with stat in mean/lo/hi/n."""
-    finished = tidy[tidy.status == "finished"]
-    rows = {}
-    for (kind, method), part in finished.groupby(["kind", "method"], sort=False):
-        row = {("kind", ""): kind, ("n", ""): part.seed.nunique()}
-        for metric in COLUMNS:
-            vals = part[part.metric == metric].sort_values("seed").value.to_numpy()
-            if len(vals):
-                m, lo, hi = mean_ci(vals)
-                row |= {(metric, "mean"): m, (metric, "lo"): lo, (metric, "hi"): hi}
-        rows[method] = row
-    table = pd.DataFrame.from_dict(rows, orient="index")
-    table.columns = pd.MultiIndex.from_tuples(table.columns)
-    return table
+def curves(tracker: Tracker, tidy: pd.DataFrame, key: str) -> pd.DataFrame:
+    """Long frame of a learning curve: method, seed, step, value (from MLflow metric history)."""
+    runs = tidy[tidy.kind == "method"].drop_duplicates("run_id")
+    rows = [
+        dict(method=r.method, seed=r.seed, step=step, value=value)
+        for r in runs.itertuples()
+        for step, value in tracker.history(r.run_id, key)
+    ]
+    return pd.DataFrame(rows, columns=["method", "seed", "step", "value"])
 
 
 def _order(methods: list[str], kinds: dict[str, str]) -> list[str]:
@@ -109,7 +104,7 @@ def _order(methods: list[str], kinds: dict[str, str]) -> list[str]:
 
 def display_table(tidy: pd.DataFrame, oracle_kind: str = "random") -> pd.DataFrame:
     """The comparison table as strings: 'mean [lo, hi]' (or 'mean (n=1)'), diverged cells named."""
-    num = summary(tidy)
+    num = summary(tidy, list(COLUMNS))
     kinds = tidy.groupby("method").kind.first().to_dict()
     out = {}
     for method in _order(list(kinds), kinds):
@@ -151,165 +146,10 @@ def _display_row(method: str, row, tidy: pd.DataFrame) -> dict[str, str]:
 
 
 def _add_prob_columns(frame: pd.DataFrame, tidy: pd.DataFrame) -> None:
-    ok = tidy[(tidy.status == "finished") & (tidy.kind == "method")]
-    mle = ok[ok.method == "mle"]
     for metric in HEADLINE:
         header = f"P(beats MLE) {COLUMNS[metric][0].split()[0]}"
-        base = mle[mle.metric == metric].value.to_numpy()
-        col = []
-        for method in frame.index:
-            vals = ok[(ok.method == method) & (ok.metric == metric)].value.to_numpy()
-            useful = method != "mle" and len(vals) and len(base)
-            col.append(f"{prob_beats(vals, base, True):.2f}" if useful else "—")
-        frame[header] = col
-
-
-def sweep_frame(tracker: Tracker, tidy: pd.DataFrame) -> pd.DataFrame:
-    """The temperature sweeps: method, seed, alpha, nll_oracle, nll_test (one row per alpha)."""
-    runs = tidy[(tidy.kind == "method") & (tidy.status == "finished")].drop_duplicates("run_id")
-    rows = []
-    for r in runs.itertuples():
-        hist = {
-            k: dict(tracker.history(r.run_id, f"sweep/{k}"))
-            for k in ("alpha", "nll_oracle", "nll_test")
-        }
-        rows += [
-            dict(
-                method=r.method,
-                seed=r.seed,
-                alpha=a,
-                nll_oracle=hist["nll_oracle"][step],
-                nll_test=hist["nll_test"][step],
-            )
-            for step, a in sorted(hist["alpha"].items())
-        ]
-    return pd.DataFrame(rows, columns=["method", "seed", "alpha", "nll_oracle", "nll_test"])
-
-
-def sweep_summary(sweep: pd.DataFrame) -> pd.DataFrame:
-    """Tidy rows per (method, seed): the best NLL-oracle + NLL-test over the sweep and its alpha,
-    and the NLL-oracle at the NLL-test that MLE has at alpha = 1 (quality at matched diversity,
-    linear interpolation along the method's sweep; NaN outside the sweep's range).
-
-    NLL-test is U-shaped in alpha (alpha -> 0 gives uniform tokens, alpha -> inf greedy ones), so
-    the target can be crossed twice. Only the cold branch, alpha >= the alpha of least NLL-test,
-    is the quality-diversity frontier (there a larger alpha trades NLL-test for NLL-oracle; on
-    the hot side both get worse), and only it is interpolated."""
-    mle = sweep[sweep.method == "mle"]
-    target = np.nan
-    if len(mle):
-        per_alpha = mle.groupby("alpha").nll_test.mean()
-        target = float(np.interp(1.0, per_alpha.index, per_alpha.to_numpy()))
-    rows = []
-    for (method, seed), part in sweep.groupby(["method", "seed"]):
-        total = part.nll_oracle + part.nll_test
-        by_alpha = part.sort_values("alpha")
-        coldest_best = by_alpha.alpha.iloc[int(np.argmin(by_alpha.nll_test.to_numpy()))]
-        xs = by_alpha[by_alpha.alpha >= coldest_best].sort_values("nll_test")  # the cold branch
-        inside = xs.nll_test.min() <= target <= xs.nll_test.max()
-        matched = np.interp(target, xs.nll_test, xs.nll_oracle) if inside else np.nan
-        values = (
-            ("sweep/best_sum", total.min()),
-            ("sweep/best_alpha", part.alpha[total.idxmin()]),
-            ("sweep/oracle_at_mle_test", matched),
-        )
-        rows += [dict(method=method, seed=seed, metric=k, value=float(v)) for k, v in values]
-    return pd.DataFrame(rows, columns=["method", "seed", "metric", "value"])
-
-
-def plot_quality_diversity(sweep: pd.DataFrame, tidy: pd.DataFrame, path: Path) -> None:
-    """NLL-test against NLL-oracle along each method's temperature sweep (mean over seeds)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 5))
-    for method, part in sweep.groupby("method"):
-        mean = part.groupby("alpha")[["nll_oracle", "nll_test"]].mean()
-        (line,) = ax.plot(mean.nll_oracle, mean.nll_test, marker=".", label=method)
-        if 1.0 in mean.index:
-            ax.plot(
-                mean.nll_oracle[1.0],
-                mean.nll_test[1.0],
-                "o",
-                ms=9,
-                mfc="none",
-                color=line.get_color(),
-            )
-    refs = tidy[tidy.kind == "reference"]
-    refs = refs.pivot_table(index="method", columns="metric", values="value")
-    for method, row in refs.iterrows():
-        if method != "uniform":
-            ax.plot(row["final/nll_oracle"], row["final/nll_test"], "k*")
-            ax.annotate(method, (row["final/nll_oracle"], row["final/nll_test"]), fontsize=8)
-    ax.set_xlabel("NLL-oracle (quality) ↓")
-    ax.set_ylabel("NLL-test (coverage) ↓")
-    ax.set_title("temperature sweep: lower-left is better; circle = α 1")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def with_sweep_summary(tidy: pd.DataFrame, sweep: pd.DataFrame) -> pd.DataFrame:
-    """The tidy results plus the sweep's per-seed summary rows (so they get intervals too)."""
-    runs = tidy.drop_duplicates(["method", "seed"]).set_index(["method", "seed"])
-    extra = sweep_summary(sweep).join(runs[["kind", "status", "run_id"]], on=["method", "seed"])
-    return pd.concat([tidy, extra[tidy.columns]], ignore_index=True)
-
-
-def curves(tracker: Tracker, tidy: pd.DataFrame, key: str) -> pd.DataFrame:
-    """Long frame of a learning curve: method, seed, step, value (from MLflow metric history)."""
-    runs = tidy[tidy.kind == "method"].drop_duplicates("run_id")
-    rows = [
-        dict(method=r.method, seed=r.seed, step=step, value=value)
-        for r in runs.itertuples()
-        for step, value in tracker.history(r.run_id, key)
-    ]
-    return pd.DataFrame(rows, columns=["method", "seed", "step", "value"])
-
-
-def plot_curves(
-    curve: pd.DataFrame,
-    tidy: pd.DataFrame,
-    path: Path,
-    ylabel: str,
-    ref_metric: str,
-    xlabel: str = "generator updates (MLE pre-training, then each method)",
-) -> None:
-    """Mean over seeds (line) and min..max band, one line per method; reference rows dashed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for method, part in curve.groupby("method"):
-        g = part.groupby("step").value
-        mean = g.mean()
-        (line,) = ax.plot(mean.index, mean.to_numpy(), label=method)
-        if part.seed.nunique() > 1:
-            ax.fill_between(
-                mean.index,
-                g.min().to_numpy(),
-                g.max().to_numpy(),
-                alpha=0.2,
-                color=line.get_color(),
-            )
-    refs = tidy[(tidy.kind == "reference") & (tidy.metric == ref_metric)]
-    for method, value in refs.groupby("method").value.mean().items():
-        if method != "uniform":
-            ax.axhline(value, ls="--", lw=1, color="grey")
-            ax.annotate(f"{method} {value:.2f}", (0, value), fontsize=8, va="bottom")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+        probs = prob_beats_baseline(tidy, metric, "mle", lower_is_better=COLUMNS[metric][1])
+        frame[header] = [f"{probs[m]:.2f}" if m in probs.index else "—" for m in frame.index]
 
 
 def write_report(tracker: Tracker, parent: str, out_dir: Path) -> pd.DataFrame:
@@ -336,9 +176,7 @@ def _plots(tracker: Tracker, tidy: pd.DataFrame, sweep: pd.DataFrame, out_dir: P
             by_step[k], tidy, out_dir / f"{k}_curve.png", f"{label} (per token) ↓", f"final/{k}"
         )
     seconds = curves(tracker, tidy, "perf/train_s").rename(columns={"value": "seconds"})
-    by_time = by_step["nll_oracle"].merge(seconds, on=["method", "seed", "step"])
-    # seeds differ in seconds: average both coordinates per update count
-    by_time = by_time.groupby(["method", "step"], as_index=False)[["seconds", "value"]].mean()
+    by_time = mean_curve_by_seconds(by_step["nll_oracle"], seconds)
     plot_curves(
         by_time.assign(step=by_time.seconds, seed=0),
         tidy,

@@ -77,9 +77,19 @@ def test_a_non_finite_scalar_raises_diverged_with_its_step():
 
 
 def test_a_fresh_state_starts_at_the_phase_offset():
-    state = LoopState(train_s=2.5)
-    _, _, perf = _run(Phase(updates=1, eval_every=1, step_offset=5), state=state)
-    assert perf["perf/train_s"] >= 2.5
+    # a phase after pre-training: no step-0 evaluation, steps continue from step_offset and the
+    # seconds from the state's train_s (a state of its own starts at seconds_offset)
+    for phase, state in (
+        (Phase(updates=2, eval_every=1, step_offset=5), LoopState(train_s=2.5)),
+        (Phase(updates=2, eval_every=1, step_offset=5, seconds_offset=2.5), None),
+    ):
+        logged, _, perf = _run(phase, state=state)
+        assert [step for step, _ in logged] == [6, 7]
+        assert [m["train/g_loss"] for _, m in logged] == [1.0, 2.0]
+        (_, first), (_, second) = logged
+        assert first["perf/train_s"] == 2.5 + first["perf/update_ms"] / 1000
+        assert second["perf/train_s"] == first["perf/train_s"] + second["perf/update_ms"] / 1000
+        assert perf["perf/train_s"] == second["perf/train_s"]
 
 
 class FastTrainer(CountingTrainer):

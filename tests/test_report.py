@@ -6,9 +6,22 @@ import pytest
 import torch
 
 from bench.evaluate import temperature_sweep
-from bench.metrics import mean_entropy
-from bench.report import mean_ci, prob_beats, sweep_summary
+from bench.plots import plot_curves, plot_quality_diversity
+from bench.stats import (
+    mean_ci,
+    mean_curve_by_seconds,
+    prob_beats,
+    prob_beats_baseline,
+    summary,
+    sweep_summary,
+)
 from tests.conftest import tiny_generator
+
+
+def entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Entropy (nats) of each categorical in logits (..., V): shape (...)."""
+    logp = torch.log_softmax(logits, dim=-1)
+    return -(logp.exp() * logp).sum(-1)
 
 
 def test_interval_contains_the_mean_and_narrows_with_more_seeds():
@@ -61,7 +74,7 @@ def test_entropy_of_the_generator_falls_as_alpha_grows(task):
     gen = tiny_generator(task, std=0.5)
     with torch.no_grad():
         logits = gen(task.test[:64])  # (n, T, V)
-    entropies = [mean_entropy(logits * a) for a in (0.5, 0.8, 1.0, 1.5, 2.0)]
+    entropies = [entropy(logits * a).mean().item() for a in (0.5, 0.8, 1.0, 1.5, 2.0)]
     assert all(a > b for a, b in zip(entropies, entropies[1:], strict=False))
 
 
@@ -97,3 +110,81 @@ def test_matched_diversity_reads_the_cold_branch_of_a_u_shaped_sweep():
     sweep = pd.DataFrame(rows, columns=["method", "seed", "alpha", "nll_oracle", "nll_test"])
     got = sweep_summary(sweep).set_index(["method", "metric"]).value
     assert got["gan", "sweep/oracle_at_mle_test"] == pytest.approx(8.0)
+
+
+def _tidy(rows):
+    """Tidy results from (kind, method, seed, status, metric, value) rows; one run per cell."""
+    frame = pd.DataFrame(rows, columns=["kind", "method", "seed", "status", "metric", "value"])
+    frame.insert(4, "run_id", frame.method + frame.seed.astype(str))
+    return frame
+
+
+def test_summary_counts_finished_seeds_and_intervals_each_metric():
+    tidy = _tidy(
+        [("method", "mle", s, "finished", "final/nll_oracle", v) for s, v in enumerate([1, 2, 3])]
+        + [("method", "mle", 3, "diverged", "final/nll_oracle", 100.0)]
+        + [("reference", "oracle", 0, "finished", "final/nll_oracle", 5.0)]
+    )
+    got = summary(tidy, ["final/nll_oracle", "final/nll_test"])
+    assert list(got.index) == ["mle", "oracle"]
+    assert got.loc["mle", ("n", "")] == 3 and got.loc["mle", ("kind", "")] == "method"
+    m, lo, hi = mean_ci(np.array([1.0, 2.0, 3.0]))  # the diverged seed is left out
+    assert tuple(got.loc["mle", "final/nll_oracle"][["mean", "lo", "hi"]]) == (m, lo, hi)
+    assert got.loc["oracle", ("final/nll_oracle", "mean")] == 5.0
+    assert ("final/nll_test", "mean") not in got.columns  # no values: no column
+    assert list(summary(tidy).columns.levels[0]) == list(got.columns.levels[0])  # default: all
+
+
+def test_prob_beats_baseline_compares_finished_methods_with_the_baseline():
+    rows = [("method", "mle", s, "finished", "final/nll_test", v) for s, v in enumerate([2, 4])]
+    rows += [("method", "gan", s, "finished", "final/nll_test", v) for s, v in enumerate([1, 3])]
+    rows += [("method", "gan", 2, "diverged", "final/nll_test", 0.0)]  # not counted
+    rows += [("method", "wgan", 0, "finished", "final/nll_oracle", 1.0)]  # other metric only
+    rows += [("reference", "oracle", 0, "finished", "final/nll_test", 0.0)]  # not a method
+    got = prob_beats_baseline(_tidy(rows), "final/nll_test")
+    assert got.to_dict() == {"gan": 0.75}  # 1 beats both, 3 beats 4: 3 of 4 pairs
+    assert prob_beats_baseline(_tidy(rows), "final/nll_test", lower_is_better=False)["gan"] == 0.25
+    assert prob_beats_baseline(_tidy(rows), "final/nll_oracle").empty  # MLE has no value
+
+
+def test_curve_by_seconds_averages_both_coordinates_over_seeds():
+    curve = pd.DataFrame(
+        [("mle", 0, 10, 9.0), ("mle", 1, 10, 7.0), ("mle", 0, 20, 6.0)],
+        columns=["method", "seed", "step", "value"],
+    )
+    seconds = pd.DataFrame(
+        [("mle", 0, 10, 1.0), ("mle", 1, 10, 3.0), ("mle", 0, 20, 5.0)],
+        columns=["method", "seed", "step", "seconds"],
+    )
+    got = mean_curve_by_seconds(curve, seconds)
+    assert got.to_dict("records") == [
+        dict(method="mle", step=10, seconds=2.0, value=8.0),
+        dict(method="mle", step=20, seconds=5.0, value=6.0),
+    ]
+
+
+def test_plots_write_pngs_without_selecting_a_backend(tmp_path):
+    import matplotlib
+
+    backend = dict.__getitem__(matplotlib.rcParams, "backend")  # raw: reading does not resolve it
+    sweep = pd.DataFrame(
+        [("mle", 0, a, 9.0 - a, 8.0 + a) for a in (0.5, 1.0, 2.0)],
+        columns=["method", "seed", "alpha", "nll_oracle", "nll_test"],
+    )
+    tidy = _tidy(
+        [
+            ("reference", "oracle", 0, "finished", k, 7.0)
+            for k in ("final/nll_oracle", "final/nll_test")
+        ]
+    )
+    curve = pd.DataFrame(
+        [("mle", s, step, 9.0 - step / 10 + s) for s in (0, 1) for step in (0, 5, 10)],
+        columns=["method", "seed", "step", "value"],
+    )
+    plot_quality_diversity(sweep, tidy, tmp_path / "qd.png")
+    plot_curves(curve, tidy, tmp_path / "curve.png", "NLL-oracle", "final/nll_oracle")
+    for name, size in (("qd.png", (840, 600)), ("curve.png", (840, 540))):  # inches * 120 dpi
+        head = (tmp_path / name).read_bytes()[:24]
+        assert head[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")) == size
+    assert dict.__getitem__(matplotlib.rcParams, "backend") == backend  # no matplotlib.use()

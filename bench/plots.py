@@ -1,0 +1,93 @@
+"""Plots of a finished experiment's frames, each written to one PNG.
+
+Every function builds its own `matplotlib.figure.Figure` and saves it with `Figure.savefig`,
+which renders through Agg without selecting a backend or touching pyplot's global figure state.
+The frames are those of `bench.stats` (tidy results, sweep) and learning curves (method, seed,
+step, value).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+
+def plot_quality_diversity(sweep: pd.DataFrame, tidy: pd.DataFrame, path: Path) -> None:
+    """NLL-test against NLL-oracle along each method's temperature sweep (mean over seeds).
+
+    `sweep`: method, seed, alpha, nll_oracle, nll_test; `tidy`: tidy results, whose reference
+    rows but "uniform" are drawn as stars. Both axes lower is better; alpha = 1 circled.
+    """
+    # imported here: bench.run's spawned workers import this module and would each pay ~1.5 s
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 5))
+    ax = fig.subplots()
+    for method, part in sweep.groupby("method"):
+        mean = part.groupby("alpha")[["nll_oracle", "nll_test"]].mean()
+        (line,) = ax.plot(mean.nll_oracle, mean.nll_test, marker=".", label=method)
+        if 1.0 in mean.index:
+            ax.plot(
+                mean.nll_oracle[1.0],
+                mean.nll_test[1.0],
+                "o",
+                ms=9,
+                mfc="none",
+                color=line.get_color(),
+            )
+    refs = tidy[tidy.kind == "reference"]
+    refs = refs.pivot_table(index="method", columns="metric", values="value")
+    for method, row in refs.iterrows():
+        if method != "uniform":
+            ax.plot(row["final/nll_oracle"], row["final/nll_test"], "k*")
+            ax.annotate(method, (row["final/nll_oracle"], row["final/nll_test"]), fontsize=8)
+    ax.set_xlabel("NLL-oracle (quality) ↓")
+    ax.set_ylabel("NLL-test (coverage) ↓")
+    ax.set_title("temperature sweep: lower-left is better; circle = α 1")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def plot_curves(
+    curve: pd.DataFrame,
+    tidy: pd.DataFrame,
+    path: Path,
+    ylabel: str,
+    ref_metric: str,
+    xlabel: str = "generator updates (MLE pre-training, then each method)",
+) -> None:
+    """Mean over seeds (line) and min..max band, one line per method; reference rows dashed.
+
+    `curve`: method, seed, step, value (step is the x-axis); `tidy`: tidy results, whose
+    reference rows' mean `ref_metric` (but "uniform"'s) are drawn as horizontal lines.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
+    for method, part in curve.groupby("method"):
+        g = part.groupby("step").value
+        mean = g.mean()
+        (line,) = ax.plot(mean.index, mean.to_numpy(), label=method)
+        if part.seed.nunique() > 1:
+            ax.fill_between(
+                mean.index,
+                g.min().to_numpy(),
+                g.max().to_numpy(),
+                alpha=0.2,
+                color=line.get_color(),
+            )
+    refs = tidy[(tidy.kind == "reference") & (tidy.metric == ref_metric)]
+    for method, value in refs.groupby("method").value.mean().items():
+        if method != "uniform":
+            ax.axhline(value, ls="--", lw=1, color="grey")
+            ax.annotate(f"{method} {value:.2f}", (0, value), fontsize=8, va="bottom")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
