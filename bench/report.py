@@ -45,8 +45,14 @@ PAPER_TABLE1 = {"unigram": 10.310, "mle": 9.038, "seqgan": 8.736}
 
 
 def tidy_results(tracker: Tracker, parent: str) -> pd.DataFrame:
-    """One row per (method, seed, metric): kind, method, seed, status, metric, value."""
-    rows = []
+    """One row per (method, seed, metric): kind, method, seed, status, metric, value. A cell
+    the invocation skipped because another one was running it (and that has not finished
+    since) is one row with status 'running elsewhere' and no value."""
+    rows = [
+        dict(kind="method", method=method, seed=seed, status="running elsewhere")
+        | dict(run_id=f"busy:{method}/{seed}", metric="", value=np.nan)
+        for method, seed in tracker.busy_cells(parent)
+    ]
     for run in tracker.cells(parent):
         tags = run.data.tags
         base = dict(

@@ -238,6 +238,8 @@ def test_a_cell_another_process_is_running_is_skipped_not_duplicated(tmp_path, m
         assert held
         assert main(argv) == 0
         assert _runs(mlflow_uri) == []  # no run started, none marked killed
+        table = pd.read_csv(tmp_path / "reports" / "rel" / "table.csv", index_col="method")
+        assert table.loc["mle", "seeds"] == "0 (seed 0: running elsewhere)"  # not silently absent
     assert main(argv) == 0  # released: now it runs
     (run,) = _runs(mlflow_uri)
     assert run.data.tags["cell_status"] == "finished"
