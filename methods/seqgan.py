@@ -43,7 +43,6 @@ from methods.rollout import (
     reference_rollout_rewards,
 )
 
-
 MAX_ROLLOUT_CHUNK = 65_536  # completions scored together; memory ~ chunk * V * 4 bytes
 
 
