@@ -298,19 +298,28 @@ class RayPool:
             import ray
         except ImportError:
             raise ConfigError("--executor ray needs Ray: pip install '.[ray]'") from None
-        ray.init(
-            address=plan.ray_address,
-            ignore_reinit_error=True,
-            include_dashboard=False,
-            log_to_driver=True,
-            runtime_env={"working_dir": str(project_root()), "excludes": RAY_EXCLUDES},
-        )
+        runtime_env = {"working_dir": str(project_root()), "excludes": RAY_EXCLUDES}
+        if ray.is_initialized():  # by the caller: its job-level runtime_env applies, not ours
+            if "working_dir" not in ray.get_runtime_context().runtime_env:
+                print(
+                    "bench.run: Ray was initialised without a runtime_env working_dir: its "
+                    "workers run whatever code they find, not necessarily this driver's",
+                    file=sys.stderr,
+                )
+        else:  # working_dir uploads are only possible at the job level (ray.init)
+            ray.init(
+                address=plan.ray_address,
+                include_dashboard=False,
+                log_to_driver=True,
+                runtime_env=runtime_env,
+            )
         gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
         options = dict(num_cpus=1, num_gpus=gpus, max_retries=self.RETRIES)
         self.ray, self.remote = ray, ray.remote(**options)(_run_job)
 
     def submit(self, job):
-        return self.remote.remote(job)
+        # a task runs in its unpacked copy of the working tree: paths must not be relative
+        return self.remote.remote(dataclasses.replace(job, plan=absolute_paths(job.plan)))
 
     def wait_one(self, handles: list) -> tuple[object, str]:
         ready, _ = self.ray.wait(handles, num_returns=1)
@@ -322,3 +331,14 @@ class RayPool:
 
 def _run_job(job) -> str:
     return job()
+
+
+def absolute_paths(plan: Plan) -> Plan:
+    """The plan with its cache directory, oracle file and SQLite store as absolute paths."""
+    uri = plan.tracking_uri
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        uri = f"sqlite:///{Path(uri.removeprefix('sqlite:///')).resolve()}"
+    oracle = dataclasses.replace(plan.oracle, path=str(Path(plan.oracle.path).resolve()))
+    return dataclasses.replace(
+        plan, cache_dir=plan.cache_dir.resolve(), oracle=oracle, tracking_uri=uri
+    )

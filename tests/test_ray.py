@@ -12,8 +12,7 @@ ray = pytest.importorskip("ray", reason="the Ray executor is an optional extra: 
 
 @pytest.fixture(scope="module")
 def local_ray_cluster():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
+    yield  # bench.run starts it, shipping this working tree to its workers
     ray.shutdown()
 
 
@@ -51,3 +50,5 @@ def test_ray_executor_table_equals_local(tmp_path, _mlflow_template, local_ray_c
     remote = _run(tmp_path / "ray", _mlflow_template, "ray")
     assert "[" in remote.loc["mle", "NLL-oracle ↓"]  # both seeds finished
     pd.testing.assert_frame_equal(local, remote)
+    env = ray.get_runtime_context().runtime_env
+    assert env["working_dir"].startswith("gcs://")  # the driver's working tree, uploaded
