@@ -270,7 +270,9 @@ def make_plan(argv: list[str] | None) -> Plan:
 
 
 def check_writable(path: Path, what: str, option: str) -> None:
-    """Fail before any work when `path` (a directory) cannot be created or written."""
+    """Fail before any work when `path` (a directory) cannot be created or written. A probe:
+    the directories it had to create are removed again, so a refused run leaves nothing."""
+    created = [p for p in (path, *path.parents) if not p.exists()]
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / ".write-test"
@@ -280,3 +282,7 @@ def check_writable(path: Path, what: str, option: str) -> None:
         raise ConfigError(
             f"{what} directory {str(path)!r} is not writable ({e.strerror}); pass {option}"
         ) from None
+    finally:
+        for p in created:  # deepest first
+            if p.is_dir():
+                p.rmdir()

@@ -43,6 +43,7 @@ class BenchConfig:
         12345,
         "seed of every evaluation draw; the same for all methods and "
         "replicates, so their samples share random numbers",
+        source="an arbitrary fixed value",
         check="nonneg",
     )
     sweep_alphas: str = hp(

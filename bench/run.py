@@ -17,7 +17,7 @@ from bench.cli import Plan, check_writable, make_plan
 from bench.executors import run_cells
 from bench.progress import CellProgress
 from bench.report import print_table, write_report
-from bench.tracking import Tracker, TrackingError, driver_tags, environment_tags
+from bench.tracking import Tracker, TrackingError, check_uri, driver_tags, environment_tags
 from methods.config import ConfigError, flatten
 from oracle.data import build_oracle, load_task
 from oracle.model import OracleFileError
@@ -27,6 +27,7 @@ def execute(plan: Plan) -> int:
     keep_freed_memory()  # every update would page-fault its temporaries afresh otherwise
     out_dir = plan.reports_dir / plan.experiment
     build_oracle(plan.oracle)  # a bad oracle file fails here, before anything is written
+    check_uri(plan.tracking_uri)  # then a bad store, then the folders: all before any write
     check_writable(out_dir, "reports", "--reports-dir")
     check_writable(plan.cache_dir, "cache", "--cache-dir")
     tracker = Tracker(plan.tracking_uri, plan.experiment)

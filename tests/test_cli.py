@@ -9,17 +9,20 @@ import pytest
 
 from bench.cli import build_parser, parse_seeds
 from bench.run import main
+from tests.conftest import PAPER_ORACLE
 from tests.test_oracle import _Payload
 
 
 def _bad_oracle_files(tmp):
     files = {
         "missing": tmp / "nope.pkl",
+        "truncated": tmp / "trunc.pkl",
         "not-pickle": tmp / "text.pkl",
         "shapes": tmp / "shapes.pkl",
         "payload": tmp / "evil.pkl",
     }
     files["not-pickle"].write_text("hello")
+    files["truncated"].write_bytes(PAPER_ORACLE.read_bytes()[:5000])
     files["shapes"].write_bytes(pickle.dumps([np.zeros((4, 4), np.float32)] * 15))
     files["payload"].write_bytes(pickle.dumps([_Payload()]))
     return files
@@ -136,6 +139,7 @@ def test_bad_options_exit_2_with_one_line(argv, message, tmp_path, mlflow_uri, c
     "kind, message",
     [
         ("missing", "cannot read oracle file"),
+        ("truncated", "is not a valid pickle of 15 numpy arrays (UnpicklingError: pickle data was"),
         ("not-pickle", "is not a valid pickle of 15 numpy arrays"),
         ("shapes", "has shape (4, 4), expected (4,)"),
         ("payload", "refusing to unpickle global"),
@@ -258,3 +262,14 @@ def test_pretraining_has_its_own_options_and_only_they_move_every_cell(tmp_path)
     plan = make_plan([*base, "--pretrain.epochs", "7"])
     assert plan.pretrain.epochs == 7 and plan.pretrain.eval_every == 1  # smoke's preset
     assert not hasattr(plan.configs["mle"], "pretrain_epochs")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--tracking-uri", "ftp://host/x"], ["--cache-dir", "/proc/nope"]],
+    ids=["bad store", "bad cache dir"],
+)
+def test_a_refused_run_leaves_no_folder_behind(argv, tmp_path, mlflow_uri):
+    base = ["--preset", "smoke", "--tracking-uri", mlflow_uri, "--cache-dir", str(tmp_path / "c")]
+    assert main([*base, "--reports-dir", str(tmp_path / "r" / "deep"), *argv]) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlflow.db"]  # the fixture's store

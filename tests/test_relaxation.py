@@ -366,7 +366,8 @@ def test_critic_widths_above_the_sequence_length_are_refused_as_seqgan_does(task
     ctx = TrainContext(task, torch.device("cpu"), torch.Generator().manual_seed(0), 0)
     with pytest.raises(ConfigError) as error:
         MODULES[name].METHOD.make_trainer(cfg, ctx, make_generator())
-    assert str(error.value) == f"--{name}.critic-filter-sizes: widths must be <= T = 8"
+    expected = f"--{name}.critic-filter-sizes={widths!r} is not valid: widths must be <= T = 8"
+    assert str(error.value) == expected
 
 
 @pytest.mark.parametrize("name", MODULES)

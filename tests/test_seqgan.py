@@ -299,7 +299,7 @@ def test_registry_presets_and_the_paper_discriminator():
         ),
         (
             dict(discriminator_filter_sizes="2,9"),
-            "--seqgan.discriminator-filter-sizes: widths must be <= T = 8",
+            "--seqgan.discriminator-filter-sizes='2,9' is not valid: widths must be <= T = 8",
         ),
     ],
 )
@@ -312,7 +312,9 @@ def test_bad_discriminator_shapes_are_config_errors(task, overrides, message):
 def test_the_const_control_names_its_own_flags(task):
     with pytest.raises(ConfigError) as error:
         make_trainer(task, ConstRewardTrainer, ConstConfig, discriminator_filter_sizes="2,9")
-    assert str(error.value) == "--seqgan-const.discriminator-filter-sizes: widths must be <= T = 8"
+    assert str(error.value) == (
+        "--seqgan-const.discriminator-filter-sizes='2,9' is not valid: widths must be <= T = 8"
+    )
 
 
 def test_filter_lists_parse_to_tuples_and_mismatched_lengths_are_refused():
