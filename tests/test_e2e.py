@@ -89,7 +89,7 @@ def test_learning_curve_is_stored_with_steps(smoke_run, name):
             f"tags.method = '{name}' and tags.seed = '0'",
         )
     )
-    history = client.get_metric_history(run.info.run_id, "eval/nll_oracle")
+    history = client.get_metric_history(run.info.run_id, "curve/nll_oracle")
     steps = [m.step for m in history]
     assert steps[0] == 0 and steps == sorted(steps) and len(steps) >= 3
     assert run.data.params["method"] == name and run.data.tags["git_commit"]
