@@ -1,8 +1,10 @@
 """The report of a finished experiment: loads its frames from MLflow and renders them.
 
 Loading (`tidy_results`, `sweep_frame`, `curves`) reads the Tracker alone; rendering writes the
-Markdown, the CSVs and (through `bench.plots`) the PNGs, and prints the terminal table. The
-statistics are `bench.stats`'s. `python -m bench.report --experiment NAME` rebuilds a report
+Markdown, the CSVs and (through `bench.plots`) the PNGs, and prints the terminal table;
+`publish_report` puts the same files, the table (as the run's description) and per-method summary
+metrics (`<method>/<metric>_mean`, `_lo`, `_hi`) on the invocation's parent run. The statistics
+are `bench.stats`'s. `python -m bench.report --experiment NAME` rebuilds a report
 without retraining; `bench.run` calls the same code at its end, so the printed table and the
 stored one cannot disagree.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -186,12 +189,17 @@ def _add_prob_columns(frame: pd.DataFrame, tidy: pd.DataFrame) -> None:
         frame[header] = [f"{probs[m]:.2f}" if m in probs.index else "—" for m in frame.index]
 
 
-def write_report(
-    tracker: Tracker, parent: str, out_dir: Path, publish: bool = True
-) -> pd.DataFrame:
+@dataclass(frozen=True)
+class Report:
+    """A written report: the display table (strings) and summary.csv's numeric frame."""
+
+    table: pd.DataFrame
+    numbers: pd.DataFrame
+
+
+def write_report(tracker: Tracker, parent: str, out_dir: Path) -> Report:
     """Write README.md, table.csv, summary.csv (numeric), results.csv (tidy), sweep.csv and the
-    PNGs; with `publish`, put them on the parent run too (`publish_report`). Returns the display
-    table."""
+    PNGs into `out_dir`; `publish_report` then puts them on the parent run."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     run = tracker.client.get_run(parent)
@@ -206,9 +214,7 @@ def write_report(
     numbers.to_csv(out_dir / "summary.csv", index=False)
     _plots(tracker, tidy, sweep, out_dir)
     (out_dir / "README.md").write_text(_markdown(table, run.data.tags, run.data.params))
-    if publish:
-        publish_report(tracker, parent, out_dir, table, numbers)
-    return table
+    return Report(table, numbers)
 
 
 def summary_table(tidy: pd.DataFrame) -> pd.DataFrame:
@@ -258,14 +264,17 @@ def parent_metrics(numbers: pd.DataFrame) -> dict[str, float]:
     return out
 
 
-def publish_report(
-    tracker: Tracker, parent: str, out_dir: Path, table: pd.DataFrame, numbers: pd.DataFrame
-) -> None:
-    """The answer on the parent run: the report files as its artifacts, the comparison table as
-    its description (shown on the run page) and the per-method summary metrics."""
-    tracker.log_artifacts(parent, [out_dir / f for f in REPORT_FILES if (out_dir / f).exists()])
-    tracker.set_description(parent, _description(table))
-    tracker.log_metrics(parent, 0, parent_metrics(numbers))
+def publish_report(tracker: Tracker, parent: str, out_dir: Path, report: Report) -> None:
+    """The answer on the parent run: the report files in `out_dir` as its artifacts, the
+    comparison table as its description (shown on the run page) and the per-method summary
+    metrics. Raises TrackingError when the store or its artifact store refuses."""
+    files = [Path(out_dir) / f for f in REPORT_FILES if (Path(out_dir) / f).exists()]
+    try:
+        tracker.log_artifacts(parent, files)
+        tracker.set_description(parent, _description(report.table))
+        tracker.log_metrics(parent, 0, parent_metrics(report.numbers))
+    except Exception as e:  # MlflowException, OSError of a file artifact store, HTTP errors
+        raise TrackingError(f"cannot put the report on parent run {parent}: {e}") from None
 
 
 def _description(table: pd.DataFrame) -> str:
@@ -394,11 +403,13 @@ def main(argv: list[str] | None = None) -> int:
         tracker = Tracker(args.tracking_uri or default_uri(), args.experiment, create=False)
         parent = args.run_id or tracker.latest_parent()
         out_dir = Path(args.reports_dir) / args.experiment
-        table = write_report(tracker, parent, out_dir, publish=not args.no_publish)
+        written = write_report(tracker, parent, out_dir)
+        if not args.no_publish:
+            publish_report(tracker, parent, out_dir, written)
     except (TrackingError, OSError) as e:
         print(f"bench.report: error: {e}", file=sys.stderr)
         return 2
-    print_table(table, f"{args.experiment} ({parent})")
+    print_table(written.table, f"{args.experiment} ({parent})")
     return 0
 
 

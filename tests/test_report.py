@@ -1,5 +1,7 @@
 """Honest numbers: intervals over seeds, P(beats MLE), the temperature sweep and its summary."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -7,7 +9,14 @@ import torch
 
 from bench.evaluate import parse_sweep_key, sweep_key, temperature_sweep
 from bench.plots import plot_curves, plot_quality_diversity
-from bench.report import curves, parent_metrics, sweep_frame, tidy_results
+from bench.report import (
+    Report,
+    curves,
+    parent_metrics,
+    publish_report,
+    sweep_frame,
+    tidy_results,
+)
 from bench.stats import (
     mean_ci,
     mean_curve_by_seconds,
@@ -19,7 +28,7 @@ from bench.stats import (
     sweep_summary,
     with_sweep_summary,
 )
-from bench.tracking import Tracker
+from bench.tracking import Tracker, TrackingError
 from tests.conftest import tiny_generator
 
 
@@ -302,3 +311,19 @@ def test_sweep_and_curves_are_read_from_new_keys_and_from_stores_before_them(mlf
         (1, 0, 11.0),
         (1, 10, 10.0),
     ]
+
+
+def test_a_store_that_refuses_the_report_is_a_tracking_error_naming_the_parent(
+    mlflow_uri, tmp_path
+):
+    tracker = Tracker(mlflow_uri, "blocked")
+    root = Path(tracker.client.get_experiment(tracker.experiment_id).artifact_location[7:])
+    assert root.is_relative_to(tmp_path)  # a SQLite store's artifacts: next to the database
+    root.parent.mkdir(parents=True, exist_ok=True)
+    root.write_text("a file where the artifact folder should be")
+    parent = tracker.start("bench", {"kind": "parent"})
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "README.md").write_text("# report")
+    empty = Report(pd.DataFrame({"x": ["1"]}), summary_long(_tidy([])))
+    with pytest.raises(TrackingError, match=parent):
+        publish_report(tracker, parent, tmp_path / "out", empty)
