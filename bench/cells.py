@@ -30,10 +30,11 @@ from bench.checkpoint import (
     save_checkpoint,
 )
 from bench.cli import Plan
-from bench.evaluate import curve_point, final_metrics, temperature_sweep
+from bench.evaluate import curve_point, final_metrics, sweep_key, temperature_sweep
 from bench.loop import Diverged, LoopState, Phase, run_phase
 from bench.pretrain import derive_seed, pretrained_generator
 from bench.progress import CellProgress
+from bench.stats import sweep_best
 from bench.tracking import Tracker
 from methods import METHODS
 from methods.base import TrainContext
@@ -304,7 +305,7 @@ def _run_cell(inv: Invocation, cell: Cell, progress) -> str:
                 plan.device,
             )
             tracker.log_metrics(run_id, last_step, final | perf)
-            log_sweep(plan, tracker, run_id, gen, inv.task)
+            log_sweep(plan, tracker, run_id, gen, inv.task, last_step)
         tracker.log_text(run_id, _samples_text(samples[:1000]), "samples.txt")
         status, extra, mlflow_status = "finished", {}, "FINISHED"
     except Diverged as e:
@@ -362,14 +363,24 @@ def time_limit(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def log_sweep(plan: Plan, tracker: Tracker, run_id: str, model, task: Task) -> None:
-    """The temperature sweep, logged with step = round(100 * alpha) as Caccia et al.'s CSVs."""
+def log_sweep(plan: Plan, tracker: Tracker, run_id: str, model, task: Task, step: int) -> None:
+    """The temperature sweep, one key per (metric, alpha) (`sweep_key`, each logged once, at
+    `step`: a run page shows every point, none stands for the sweep), and its best point
+    (sweep/best_sum, sweep/best_alpha)."""
     alphas = parse_floats(plan.bench.sweep_alphas)
     bench = plan.bench
-    for alpha, metrics in temperature_sweep(
+    points = temperature_sweep(
         model, task, alphas, bench.sweep_samples, bench.eval_seed, plan.device
-    ):
-        tracker.log_metrics(run_id, round(100 * alpha), metrics | {"sweep/alpha": alpha})
+    )
+    metrics = {sweep_key(k, alpha): v for alpha, point in points for k, v in point.items()}
+    best_sum, best_alpha = sweep_best(
+        [alpha for alpha, _ in points],
+        [point["sweep/nll_oracle"] for _, point in points],
+        [point["sweep/nll_test"] for _, point in points],
+    )
+    tracker.log_metrics(
+        run_id, step, metrics | {"sweep/best_sum": best_sum, "sweep/best_alpha": best_alpha}
+    )
 
 
 def _samples_text(samples: torch.Tensor) -> str:

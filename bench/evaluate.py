@@ -1,6 +1,14 @@
-"""Evaluation of any SequenceModel on the task, with its own random stream."""
+"""Evaluation of any SequenceModel on the task, with its own random stream; the metric names.
+
+Names as logged to MLflow, where a run's page shows each metric's last value, so every name holds
+one number or one learning curve: `curve/*` (the cheap learning-curve points, a history over
+update steps), `final/*` (the headline numbers, once), `sweep/<metric>/a<alpha>` (one key per
+temperature of the sweep, once each; `sweep_key`) and `perf/*`.
+"""
 
 from __future__ import annotations
+
+import re
 
 import torch
 from torch import Tensor
@@ -11,6 +19,24 @@ from methods.generator import SequenceModel
 from oracle.data import Task
 
 BLEU_ORDERS = (2, 3, 4, 5)
+_SWEEP_KEY = re.compile(r"^(sweep/[\w.-]+)/a([^/]+)$")
+
+
+def sweep_key(metric: str, alpha: float) -> str:
+    """The MLflow key of one sweep metric at one alpha: 'sweep/nll_oracle/a0.5'. The alpha is
+    written as its shortest round-trip repr, so `parse_sweep_key` returns the very float."""
+    return f"{metric}/a{float(alpha)!r}"
+
+
+def parse_sweep_key(key: str) -> tuple[str, float] | None:
+    """(metric, alpha) of a `sweep_key`, None for any other key."""
+    m = _SWEEP_KEY.match(key)
+    if m is None:
+        return None
+    try:
+        return m.group(1), float(m.group(2))
+    except ValueError:
+        return None
 
 
 def eval_rng(seed: int, device: torch.device) -> torch.Generator:
@@ -19,11 +45,12 @@ def eval_rng(seed: int, device: torch.device) -> torch.Generator:
 
 
 def curve_point(model: SequenceModel, task: Task, n: int, seed: int, device) -> dict[str, float]:
-    """Cheap learning-curve point: NLL-oracle of n samples, NLL-test of n held-out sequences."""
+    """Cheap learning-curve point: NLL-oracle of n samples, NLL-test of n held-out sequences
+    (`curve/*`: fewer samples than `final_metrics`, so not its numbers)."""
     samples = model.sample(n, rng=eval_rng(seed, device))  # (n, T)
     return {
-        "eval/nll_oracle": nll_oracle(task.oracle, samples),
-        "eval/nll_test": nll_test(model, task.test[:n]),
+        "curve/nll_oracle": nll_oracle(task.oracle, samples),
+        "curve/nll_test": nll_test(model, task.test[:n]),
     }
 
 
@@ -50,6 +77,7 @@ def temperature_sweep(
     Returns [(alpha, {'sweep/nll_oracle', 'sweep/nll_test'})]: NLL-oracle of n samples at that
     temperature (quality) and the scaled model's NLL of n held-out sequences (coverage), both
     lower-is-better. Every alpha uses the same evaluation stream (common random numbers).
+    Logged under `sweep_key(metric, alpha)`, one key per alpha.
     """
     points = []
     for alpha in alphas:

@@ -59,8 +59,8 @@ class CellProgress:
         self.bar.update(self.cell, completed=updates, info="training")
 
     def evaluated(self, metrics: dict) -> None:
-        if "eval/nll_oracle" in metrics:
-            self.bar.update(self.cell, info=f"NLL-oracle {metrics['eval/nll_oracle']:.3f}")
+        if "curve/nll_oracle" in metrics:
+            self.bar.update(self.cell, info=f"NLL-oracle {metrics['curve/nll_oracle']:.3f}")
 
     def note(self, text: str) -> None:
         self.bar.console.log(text)

@@ -1,8 +1,10 @@
 """The report of a finished experiment: loads its frames from MLflow and renders them.
 
 Loading (`tidy_results`, `sweep_frame`, `curves`) reads the Tracker alone; rendering writes the
-Markdown, the CSVs and (through `bench.plots`) the PNGs, and prints the terminal table. The
-statistics are `bench.stats`'s. `python -m bench.report --experiment NAME` rebuilds a report
+Markdown, the CSVs and (through `bench.plots`) the PNGs, and prints the terminal table;
+`publish_report` puts the same files, the table (as the run's description) and per-method summary
+metrics (`<method>/<metric>_mean`, `_lo`, `_hi`) on the invocation's parent run. The statistics
+are `bench.stats`'s. `python -m bench.report --experiment NAME` rebuilds a report
 without retraining; `bench.run` calls the same code at its end, so the printed table and the
 stored one cannot disagree.
 """
@@ -11,13 +13,21 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from bench.evaluate import parse_sweep_key
 from bench.plots import plot_curves, plot_quality_diversity
-from bench.stats import mean_curve_by_seconds, prob_beats_baseline, summary, with_sweep_summary
+from bench.stats import (
+    mean_curve_by_seconds,
+    prob_beats_baseline,
+    summary,
+    summary_long,
+    with_sweep_summary,
+)
 from bench.tracking import Tracker, TrackingError, default_uri
 
 # column key -> (header, lower is better?)
@@ -71,34 +81,55 @@ def tidy_results(tracker: Tracker, parent: str) -> pd.DataFrame:
 
 
 def sweep_frame(tracker: Tracker, tidy: pd.DataFrame) -> pd.DataFrame:
-    """The temperature sweeps: method, seed, alpha, nll_oracle, nll_test (one row per alpha)."""
-    runs = tidy[(tidy.kind == "method") & (tidy.status == "finished")].drop_duplicates("run_id")
+    """The temperature sweeps: method, seed, alpha, nll_oracle, nll_test (one row per alpha, in
+    alpha order per run). Read from the runs' `sweep_key` metrics; runs of stores written before
+    them (one `sweep/*` history over steps round(100 * alpha)) from those histories."""
+    runs = tidy[(tidy.kind == "method") & (tidy.status == "finished")]
     rows = []
-    for r in runs.itertuples():
-        hist = {
-            k: dict(tracker.history(r.run_id, f"sweep/{k}"))
-            for k in ("alpha", "nll_oracle", "nll_test")
-        }
+    for run_id, part in runs.groupby("run_id", sort=False):
+        first = part.iloc[0]
+        points: dict[float, dict[str, float]] = {}
+        for key, value in zip(part.metric, part.value, strict=True):
+            parsed = parse_sweep_key(key)
+            if parsed is not None:
+                points.setdefault(parsed[1], {})[parsed[0].removeprefix("sweep/")] = value
+        if not points and "sweep/alpha" in set(part.metric):
+            points = _legacy_sweep(tracker, run_id)
         rows += [
-            dict(
-                method=r.method,
-                seed=r.seed,
-                alpha=a,
-                nll_oracle=hist["nll_oracle"][step],
-                nll_test=hist["nll_test"][step],
-            )
-            for step, a in sorted(hist["alpha"].items())
+            dict(method=first.method, seed=first.seed, alpha=a)
+            | dict(nll_oracle=p["nll_oracle"], nll_test=p["nll_test"])
+            for a, p in sorted(points.items())
         ]
     return pd.DataFrame(rows, columns=["method", "seed", "alpha", "nll_oracle", "nll_test"])
 
 
+def _legacy_sweep(tracker: Tracker, run_id: str) -> dict[float, dict[str, float]]:
+    """A sweep logged by code before `sweep_key`: histories sweep/alpha, sweep/nll_oracle and
+    sweep/nll_test over steps round(100 * alpha)."""
+    hist = {
+        k: dict(tracker.history(run_id, f"sweep/{k}")) for k in ("alpha", "nll_oracle", "nll_test")
+    }
+    return {
+        a: dict(nll_oracle=hist["nll_oracle"][step], nll_test=hist["nll_test"][step])
+        for step, a in hist["alpha"].items()
+    }
+
+
+# learning-curve keys under their names in stores written before `curve/*`
+LEGACY_KEYS = {"curve/nll_oracle": "eval/nll_oracle", "curve/nll_test": "eval/nll_test"}
+
+
 def curves(tracker: Tracker, tidy: pd.DataFrame, key: str) -> pd.DataFrame:
-    """Long frame of a learning curve: method, seed, step, value (from MLflow metric history)."""
+    """Long frame of a learning curve: method, seed, step, value (from MLflow metric history;
+    a run without `key` is read under its LEGACY_KEYS name, if any)."""
     runs = tidy[tidy.kind == "method"].drop_duplicates("run_id")
     rows = [
         dict(method=r.method, seed=r.seed, step=step, value=value)
         for r in runs.itertuples()
-        for step, value in tracker.history(r.run_id, key)
+        for step, value in (
+            tracker.history(r.run_id, key)
+            or (tracker.history(r.run_id, LEGACY_KEYS[key]) if key in LEGACY_KEYS else [])
+        )
     ]
     return pd.DataFrame(rows, columns=["method", "seed", "step", "value"])
 
@@ -158,8 +189,17 @@ def _add_prob_columns(frame: pd.DataFrame, tidy: pd.DataFrame) -> None:
         frame[header] = [f"{probs[m]:.2f}" if m in probs.index else "—" for m in frame.index]
 
 
-def write_report(tracker: Tracker, parent: str, out_dir: Path) -> pd.DataFrame:
-    """Write README.md, table.csv, results.csv (tidy) and the PNGs; return the display table."""
+@dataclass(frozen=True)
+class Report:
+    """A written report: the display table (strings) and summary.csv's numeric frame."""
+
+    table: pd.DataFrame
+    numbers: pd.DataFrame
+
+
+def write_report(tracker: Tracker, parent: str, out_dir: Path) -> Report:
+    """Write README.md, table.csv, summary.csv (numeric), results.csv (tidy), sweep.csv and the
+    PNGs into `out_dir`; `publish_report` then puts them on the parent run."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     run = tracker.client.get_run(parent)
@@ -167,16 +207,90 @@ def write_report(tracker: Tracker, parent: str, out_dir: Path) -> pd.DataFrame:
     sweep = sweep_frame(tracker, tidy)
     tidy = with_sweep_summary(tidy, sweep)
     table = display_table(tidy, run.data.tags.get("oracle_kind", "random"))
+    numbers = summary_table(tidy)
     tidy[tidy.metric != ""].drop(columns="run_id").to_csv(out_dir / "results.csv", index=False)
     sweep.to_csv(out_dir / "sweep.csv", index=False)
     table.to_csv(out_dir / "table.csv")
+    numbers.to_csv(out_dir / "summary.csv", index=False)
     _plots(tracker, tidy, sweep, out_dir)
     (out_dir / "README.md").write_text(_markdown(table, run.data.tags, run.data.params))
-    return table
+    return Report(table, numbers)
+
+
+def summary_table(tidy: pd.DataFrame) -> pd.DataFrame:
+    """summary.csv: method, metric, mean, lower, upper, n for every COLUMNS metric, methods in
+    the table's order."""
+    numbers = summary_long(tidy, list(COLUMNS))
+    kinds = tidy.groupby("method").kind.first().to_dict()
+    order = {m: i for i, m in enumerate(_order(list(kinds), kinds))}
+    return numbers.sort_values("method", key=lambda m: m.map(order), kind="stable").reset_index(
+        drop=True
+    )
+
+
+# the metrics put on the parent run, as <method>/<name>_{mean,lo,hi}
+PARENT_METRICS = {
+    "final/nll_oracle": "nll_oracle",
+    "final/nll_test": "nll_test",
+    "final/bleu4": "bleu4",
+    "final/self_bleu4": "self_bleu4",
+    "sweep/best_sum": "sweep_best_sum",
+    "sweep/best_alpha": "sweep_best_alpha",
+    "sweep/oracle_at_mle_test": "sweep_oracle_at_mle_test",
+}
+REPORT_FILES = (
+    "README.md",
+    "table.csv",
+    "summary.csv",
+    "results.csv",
+    "sweep.csv",
+    "nll_oracle_curve.png",
+    "nll_test_curve.png",
+    "nll_oracle_vs_seconds.png",
+    "quality_diversity.png",
+)
+
+
+def parent_metrics(numbers: pd.DataFrame) -> dict[str, float]:
+    """The parent run's summary metrics from summary.csv's frame: '<method>/<name>_mean', '_lo'
+    and '_hi' for each PARENT_METRICS metric (bounds only where there is an interval, n >= 2),
+    so MLflow's run list and chart view show the comparison."""
+    out = {}
+    for r in numbers[numbers.metric.isin(PARENT_METRICS)].itertuples():
+        name = f"{r.method}/{PARENT_METRICS[r.metric]}"
+        for stat, value in (("mean", r.mean), ("lo", r.lower), ("hi", r.upper)):
+            if not pd.isna(value):
+                out[f"{name}_{stat}"] = float(value)
+    return out
+
+
+def publish_report(tracker: Tracker, parent: str, out_dir: Path, report: Report) -> None:
+    """The answer on the parent run: the report files in `out_dir` as its artifacts, the
+    comparison table as its description (shown on the run page) and the per-method summary
+    metrics. Raises TrackingError when the store or its artifact store refuses."""
+    files = [Path(out_dir) / f for f in REPORT_FILES if (Path(out_dir) / f).exists()]
+    try:
+        tracker.log_artifacts(parent, files)
+        tracker.set_description(parent, _description(report.table))
+        tracker.log_metrics(parent, 0, parent_metrics(report.numbers))
+    except Exception as e:  # MlflowException, OSError of a file artifact store, HTTP errors
+        raise TrackingError(f"cannot put the report on parent run {parent}: {e}") from None
+
+
+def _description(table: pd.DataFrame) -> str:
+    return "\n".join(
+        [
+            "Mean over seeds [95% Student-t interval]; NLLs per token in nats. The report files "
+            "(README.md with the plots, table.csv, summary.csv, results.csv, sweep.csv) are this "
+            "run's artifacts; `<method>/<metric>_mean`, `_lo`, `_hi` are its metrics.",
+            "",
+            table.to_markdown(),
+        ]
+    )
 
 
 def _plots(tracker: Tracker, tidy: pd.DataFrame, sweep: pd.DataFrame, out_dir: Path) -> None:
-    by_step = {k: curves(tracker, tidy, f"eval/{k}") for k in ("nll_oracle", "nll_test")}
+    by_step = {k: curves(tracker, tidy, f"curve/{k}") for k in ("nll_oracle", "nll_test")}
     for k, label in (("nll_oracle", "NLL-oracle"), ("nll_test", "NLL-test")):
         plot_curves(
             by_step[k], tidy, out_dir / f"{k}_curve.png", f"{label} (per token) ↓", f"final/{k}"
@@ -278,15 +392,24 @@ def main(argv: list[str] | None = None) -> int:
         help="parent run id of one bench.run invocation (default: the latest)",
     )
     parser.add_argument("--reports-dir", default="reports", help="write into <dir>/<experiment>/")
+    parser.add_argument(
+        "--no-publish",
+        action="store_true",
+        help="only write the files; do not (re)log them, the table and the summary metrics "
+        "to the parent run",
+    )
     args = parser.parse_args(argv)
     try:
         tracker = Tracker(args.tracking_uri or default_uri(), args.experiment, create=False)
         parent = args.run_id or tracker.latest_parent()
-        table = write_report(tracker, parent, Path(args.reports_dir) / args.experiment)
+        out_dir = Path(args.reports_dir) / args.experiment
+        written = write_report(tracker, parent, out_dir)
+        if not args.no_publish:
+            publish_report(tracker, parent, out_dir, written)
     except (TrackingError, OSError) as e:
         print(f"bench.report: error: {e}", file=sys.stderr)
         return 2
-    print_table(table, f"{args.experiment} ({parent})")
+    print_table(written.table, f"{args.experiment} ({parent})")
     return 0
 
 

@@ -16,7 +16,7 @@ from bench.cells import Invocation, plan_cells, run_references
 from bench.cli import Plan, check_writable, make_plan
 from bench.executors import run_cells
 from bench.progress import CellProgress
-from bench.report import print_table, write_report
+from bench.report import print_table, publish_report, write_report
 from bench.tracking import Tracker, TrackingError, check_uri, driver_tags, environment_tags
 from methods.config import ConfigError, flatten
 from oracle.data import build_oracle, load_task
@@ -70,17 +70,29 @@ def execute(plan: Plan) -> int:
 
 def report(tracker: Tracker, parent: str, plan: Plan) -> int:
     out_dir = plan.reports_dir / plan.experiment
+    rebuild = (
+        f"python -m bench.report --experiment {plan.experiment} --run-id {parent} "
+        f"--tracking-uri {plan.tracking_uri}"
+    )
     try:
-        table = write_report(tracker, parent, out_dir)
+        written = write_report(tracker, parent, out_dir)
     except OSError as e:
         print(
             f"bench.run: error: cannot write the report to {str(out_dir)!r} ({e.strerror}); "
-            f"every run is stored in MLflow: rebuild with python -m bench.report "
-            f"--experiment {plan.experiment} --run-id {parent}",
+            f"every run is stored in MLflow: rebuild with {rebuild}",
             file=sys.stderr,
         )
         return 2
-    print_table(table, f"{plan.experiment}: preset {plan.preset}, oracle {plan.oracle.kind}")
+    try:
+        publish_report(tracker, parent, out_dir, written)
+    except TrackingError as e:  # the files are written; only the parent run lacks them
+        print(
+            f"bench.run: warning: {e}; the report is in {out_dir}; retry: {rebuild}",
+            file=sys.stderr,
+        )
+    print_table(
+        written.table, f"{plan.experiment}: preset {plan.preset}, oracle {plan.oracle.kind}"
+    )
     print(
         f"report: {out_dir / 'README.md'}  (MLflow parent run {parent}, store {plan.tracking_uri})"
     )

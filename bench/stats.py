@@ -69,6 +69,29 @@ def summary(tidy: pd.DataFrame, metrics: Sequence[str] | None = None) -> pd.Data
     return table
 
 
+def summary_long(tidy: pd.DataFrame, metrics: Sequence[str] | None = None) -> pd.DataFrame:
+    """The numbers of `summary` as a long numeric frame: one row per (method, metric) that has
+    values, columns method, metric, mean, lower, upper (the 95% interval of `mean_ci`; NaN when
+    n = 1) and n (the finished seeds with a value of that metric).
+
+    `tidy`: a tidy results frame (module docstring); finished cells only. `metrics`: those to
+    summarise, in this order within each method (default: every one in `tidy`, sorted). Methods
+    in order of first appearance. Direction is the metric's own (lower is better for NLLs).
+    """
+    if metrics is None:
+        metrics = sorted(set(tidy.metric) - {""})
+    finished = tidy[tidy.status == "finished"]
+    rows = []
+    for method, part in finished.groupby("method", sort=False):
+        for metric in metrics:
+            vals = part[part.metric == metric].sort_values("seed").value.to_numpy()
+            if len(vals):
+                m, lo, hi = mean_ci(vals)
+                rows.append(dict(method=method, metric=metric, mean=m, lower=lo, upper=hi))
+                rows[-1]["n"] = len(vals)
+    return pd.DataFrame(rows, columns=["method", "metric", "mean", "lower", "upper", "n"])
+
+
 def prob_beats_baseline(
     tidy: pd.DataFrame, metric: str, baseline: str = "mle", lower_is_better: bool = True
 ) -> pd.Series:
@@ -85,6 +108,17 @@ def prob_beats_baseline(
         for method, part in ok[ok.method != baseline].groupby("method", sort=False):
             out[method] = prob_beats(part.value.to_numpy(), base, lower_is_better)
     return pd.Series(out, dtype=float)
+
+
+def sweep_best(alphas, nll_oracle, nll_test) -> tuple[float, float]:
+    """The best point of one (method, seed)'s sweep: (least NLL-oracle + NLL-test, its alpha).
+
+    `alphas`, `nll_oracle`, `nll_test`: (k,) arrays, one entry per alpha (any order). Lower sum
+    is better; the alpha is a location (no direction); ties go to the first entry; NaNs skipped.
+    """
+    total = np.asarray(nll_oracle, float) + np.asarray(nll_test, float)  # (k,)
+    i = int(np.nanargmin(total))
+    return float(total[i]), float(np.asarray(alphas, float)[i])
 
 
 def sweep_summary(sweep: pd.DataFrame) -> pd.DataFrame:
@@ -107,15 +141,15 @@ def sweep_summary(sweep: pd.DataFrame) -> pd.DataFrame:
         target = float(np.interp(1.0, per_alpha.index, per_alpha.to_numpy()))
     rows = []
     for (method, seed), part in sweep.groupby(["method", "seed"]):
-        total = part.nll_oracle + part.nll_test
+        best_sum, best_alpha = sweep_best(part.alpha, part.nll_oracle, part.nll_test)
         by_alpha = part.sort_values("alpha")
         coldest_best = by_alpha.alpha.iloc[int(np.argmin(by_alpha.nll_test.to_numpy()))]
         xs = by_alpha[by_alpha.alpha >= coldest_best].sort_values("nll_test")  # the cold branch
         inside = xs.nll_test.min() <= target <= xs.nll_test.max()
         matched = np.interp(target, xs.nll_test, xs.nll_oracle) if inside else np.nan
         values = (
-            ("sweep/best_sum", total.min()),
-            ("sweep/best_alpha", part.alpha[total.idxmin()]),
+            ("sweep/best_sum", best_sum),
+            ("sweep/best_alpha", best_alpha),
             ("sweep/oracle_at_mle_test", matched),
         )
         rows += [dict(method=method, seed=seed, metric=k, value=float(v)) for k, v in values]
@@ -126,11 +160,14 @@ def with_sweep_summary(tidy: pd.DataFrame, sweep: pd.DataFrame) -> pd.DataFrame:
     """The tidy results plus the sweep's per-seed summary rows (so they get intervals too).
 
     `tidy`: a tidy results frame; `sweep`: a sweep frame of the same runs. Each summary row takes
-    kind, status and run_id from its (method, seed) in `tidy`; the columns are `tidy`'s.
+    kind, status and run_id from its (method, seed) in `tidy`; the columns are `tidy`'s. Rows of
+    those metrics already in `tidy` (a run logs its own best point) are replaced, not repeated:
+    sweep/oracle_at_mle_test needs every MLE seed, so only the whole frame has it.
     """
     runs = tidy.drop_duplicates(["method", "seed"]).set_index(["method", "seed"])
     extra = sweep_summary(sweep).join(runs[["kind", "status", "run_id"]], on=["method", "seed"])
-    return pd.concat([tidy, extra[tidy.columns]], ignore_index=True)
+    kept = tidy[~tidy.metric.isin(set(extra.metric))]
+    return pd.concat([kept, extra[tidy.columns]], ignore_index=True)
 
 
 def mean_curve_by_seconds(curve: pd.DataFrame, seconds: pd.DataFrame) -> pd.DataFrame:

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import subprocess
 import time
 import urllib.error
@@ -21,6 +22,7 @@ import torch
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 
+MAX_TAG_LENGTH = 8000  # MLflow's limit on a tag value
 SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "file", "databricks")
 
 
@@ -138,6 +140,18 @@ def driver_alive(tags: dict[str, str]) -> bool | None:
     return not start or _process_start(pid) == start
 
 
+def artifact_location(uri: str, experiment: str) -> str | None:
+    """Where a new experiment's artifacts go: for a SQLite store, mlruns/<experiment> next to the
+    database file (MLflow's own default is ./mlruns of whatever the working directory is, so a
+    store in /tmp would put its artifacts into the checkout); None (the server's or store's
+    default) for every other store."""
+    if not uri.startswith("sqlite:///") or uri.endswith(":memory:"):
+        return None
+    db = Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
+    name = re.sub(r"[^\w.-]", "_", experiment)
+    return (db.resolve().parent / "mlruns" / name).as_uri()
+
+
 class Tracker:
     """The MLflow store of one experiment."""
 
@@ -153,7 +167,11 @@ class Tracker:
                     f"existing: {', '.join(names) or 'none'}"
                 )
             self.experiment_id = (
-                exp.experiment_id if exp is not None else self.client.create_experiment(experiment)
+                exp.experiment_id
+                if exp is not None
+                else self.client.create_experiment(
+                    experiment, artifact_location=artifact_location(uri, experiment)
+                )
             )
         except TrackingError:
             raise
@@ -191,6 +209,19 @@ class Tracker:
 
     def log_text(self, run_id: str, text: str, name: str) -> None:
         self.client.log_text(run_id, text, name)
+
+    def log_artifacts(self, run_id: str, files: list[Path]) -> None:
+        """Copy `files` to the run's artifact root (a file already there is replaced)."""
+        for f in files:
+            self.client.log_artifact(run_id, str(f))
+
+    def set_description(self, run_id: str, markdown: str) -> None:
+        """The run's description (Markdown), shown at the top of its MLflow page; cut to
+        MLflow's longest tag value (8,000 characters), saying so."""
+        if len(markdown) > MAX_TAG_LENGTH:
+            cut = "\n\n(cut to fit an MLflow tag: the artifacts have it whole)"
+            markdown = markdown[: MAX_TAG_LENGTH - len(cut)] + cut
+        self.set_tags(run_id, {"mlflow.note.content": markdown})
 
     def log_json(self, run_id: str, obj: object, name: str) -> None:
         self.client.log_text(run_id, json.dumps(obj, indent=2, default=str), name)

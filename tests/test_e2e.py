@@ -89,7 +89,7 @@ def test_learning_curve_is_stored_with_steps(smoke_run, name):
             f"tags.method = '{name}' and tags.seed = '0'",
         )
     )
-    history = client.get_metric_history(run.info.run_id, "eval/nll_oracle")
+    history = client.get_metric_history(run.info.run_id, "curve/nll_oracle")
     steps = [m.step for m in history]
     assert steps[0] == 0 and steps == sorted(steps) and len(steps) >= 3
     assert run.data.params["method"] == name and run.data.tags["git_commit"]
@@ -106,3 +106,76 @@ def test_report_rebuilds_the_same_table_from_mlflow_alone(smoke_run, capsys):
     assert (out / "e2e" / "results.csv").read_text() == (
         smoke_run["out"] / "results.csv"
     ).read_text()
+
+
+def _parent(client: MlflowClient, experiment: str):
+    exp = client.get_experiment_by_name(experiment)
+    (parent,) = client.search_runs([exp.experiment_id], "tags.kind = 'parent'")
+    return parent
+
+
+def check_parent_has_the_answer(client: MlflowClient, experiment: str, out) -> None:
+    """The parent run carries the report: its files as artifacts, the table as description,
+    summary metrics equal to summary.csv's numbers (shared with the tracking-server test)."""
+    parent = _parent(client, experiment)
+    listed = {f.path: f.file_size for f in client.list_artifacts(parent.info.run_id)}
+    assert set(report.REPORT_FILES) <= set(listed)
+    for name in report.REPORT_FILES:
+        assert listed[name] == (out / name).stat().st_size, name
+    note = parent.data.tags["mlflow.note.content"]
+    assert pd.read_csv(out / "table.csv", index_col="method").index[0] in note
+    assert "| method" in note and "NLL-oracle ↓" in note  # the Markdown table itself
+    numbers = pd.read_csv(out / "summary.csv")
+    assert list(numbers.columns) == ["method", "metric", "mean", "lower", "upper", "n"]
+    expected = {}
+    for r in numbers[numbers.metric.isin(report.PARENT_METRICS)].itertuples():
+        name = f"{r.method}/{report.PARENT_METRICS[r.metric]}"
+        for stat, value in (("mean", r.mean), ("lo", r.lower), ("hi", r.upper)):
+            if not math.isnan(value):  # no interval for one seed: no _lo, _hi
+                expected[f"{name}_{stat}"] = value
+    assert expected and parent.data.metrics == pytest.approx(expected, rel=1e-12)
+    assert "mle/nll_oracle_mean" in expected
+    assert any(k.endswith("/sweep_oracle_at_mle_test_mean") for k in expected)
+
+
+def test_parent_run_has_the_report_table_and_summary_metrics(smoke_run):
+    client = MlflowClient(tracking_uri=smoke_run["uri"])
+    check_parent_has_the_answer(client, "e2e", smoke_run["out"])
+    metrics = _parent(client, "e2e").data.metrics
+    assert {"mle/nll_oracle_lo", "mle/nll_oracle_hi", "seqgan/nll_test_lo"} <= set(metrics)
+    numbers = pd.read_csv(smoke_run["out"] / "summary.csv")
+    mle = numbers[(numbers.method == "mle") & (numbers.metric == "final/nll_oracle")].iloc[0]
+    assert mle.n == 2 and mle.lower < mle["mean"] < mle.upper  # two seeds: an interval
+    tidy = pd.read_csv(smoke_run["out"] / "results.csv")
+    values = tidy[(tidy.method == "mle") & (tidy.metric == "final/nll_oracle")].value
+    assert mle["mean"] == pytest.approx(values.mean())
+    exp = client.get_experiment_by_name("e2e")
+    assert exp.artifact_location.startswith(smoke_run["root"].as_uri())  # not ./mlruns
+
+
+def test_no_child_metric_shows_one_point_of_a_sweep_or_curve_as_its_value(smoke_run):
+    """Every key holds one number or one curve: the sweep is one key per alpha, each logged
+    once, and equal to sweep.csv; the learning curve is curve/*, not mistaken for final/*."""
+    client = MlflowClient(tracking_uri=smoke_run["uri"])
+    sweep = pd.read_csv(smoke_run["out"] / "sweep.csv")
+    tidy = pd.read_csv(smoke_run["out"] / "results.csv")
+    exp = client.get_experiment_by_name("e2e")
+    runs = client.search_runs([exp.experiment_id], "tags.kind = 'method'")
+    assert runs
+    for run in runs:
+        keys = set(run.data.metrics)
+        assert not keys & {"sweep/nll_oracle", "sweep/nll_test", "sweep/alpha"}
+        assert not {k for k in keys if k.startswith("eval/")}
+        assert {"curve/nll_oracle", "curve/nll_test", "sweep/best_sum", "sweep/best_alpha"} <= keys
+        method, seed = run.data.tags["method"], int(run.data.tags["seed"])
+        mine = sweep[(sweep.method == method) & (sweep.seed == seed)]
+        assert len(mine) >= 2
+        for r in mine.itertuples():
+            for k in ("nll_oracle", "nll_test"):
+                key = f"sweep/{k}/a{r.alpha!r}"
+                history = client.get_metric_history(run.info.run_id, key)
+                assert [m.value for m in history] == [getattr(r, k)], key  # once, exactly
+        rows = tidy[(tidy.method == method) & (tidy.seed == seed)].set_index("metric").value
+        total = mine.nll_oracle + mine.nll_test
+        assert run.data.metrics["sweep/best_sum"] == rows["sweep/best_sum"] == total.min()
+        assert run.data.metrics["sweep/best_alpha"] == mine.alpha[total.idxmin()]

@@ -134,7 +134,7 @@ def test_nan_loss_marks_the_cell_diverged_and_the_suite_goes_on(tmp_path, mlflow
         assert tags["cell_status"] == "diverged" and run.info.status == "FAILED"
         assert int(tags["diverged_step"]) >= 1 and tags["diverged_metric"].startswith("train/")
         client = MlflowClient(tracking_uri=mlflow_uri)
-        assert client.get_metric_history(run.info.run_id, "eval/nll_oracle")  # partial curve kept
+        assert client.get_metric_history(run.info.run_id, "curve/nll_oracle")  # partial curve kept
     table = pd.read_csv(tmp_path / "reports" / "rel" / "table.csv", index_col="method", dtype=str)
     assert "diverged" in table.loc["mle", "seeds"] and table.loc["mle", "NLL-oracle ↓"] == "—"
 

@@ -1,20 +1,34 @@
 """Honest numbers: intervals over seeds, P(beats MLE), the temperature sweep and its summary."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from bench.evaluate import temperature_sweep
+from bench.evaluate import parse_sweep_key, sweep_key, temperature_sweep
 from bench.plots import plot_curves, plot_quality_diversity
+from bench.report import (
+    Report,
+    curves,
+    parent_metrics,
+    publish_report,
+    sweep_frame,
+    tidy_results,
+)
 from bench.stats import (
     mean_ci,
     mean_curve_by_seconds,
     prob_beats,
     prob_beats_baseline,
     summary,
+    summary_long,
+    sweep_best,
     sweep_summary,
+    with_sweep_summary,
 )
+from bench.tracking import Tracker, TrackingError
 from tests.conftest import tiny_generator
 
 
@@ -188,3 +202,128 @@ def test_plots_write_pngs_without_selecting_a_backend(tmp_path):
         assert head[:8] == b"\x89PNG\r\n\x1a\n"
         assert (int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")) == size
     assert dict.__getitem__(matplotlib.rcParams, "backend") == backend  # no matplotlib.use()
+
+
+def test_sweep_keys_are_valid_mlflow_names_and_give_back_the_very_alpha():
+    from mlflow.utils.validation import _validate_metric_name
+
+    for alpha in (0.5, 1.0, 2.0, 0.1 + 0.2, 1e-5, 2.5):
+        key = sweep_key("sweep/nll_oracle", alpha)
+        _validate_metric_name(key)  # raises on a name MLflow refuses
+        assert parse_sweep_key(key) == ("sweep/nll_oracle", alpha)
+    assert sweep_key("sweep/nll_test", 0.5) == "sweep/nll_test/a0.5"
+    for other in ("sweep/best_sum", "sweep/alpha", "final/nll_oracle", "sweep/nll_test/ax"):
+        assert parse_sweep_key(other) is None
+
+
+def test_sweep_best_is_the_least_sum_and_its_alpha_first_on_ties():
+    assert sweep_best([0.5, 1.0, 2.0], [10.0, 8.5, 7.0], [7.0, 8.0, 10.0]) == (16.5, 1.0)
+    assert sweep_best([0.5, 1.0], [9.0, 8.0], [8.0, 9.0]) == (17.0, 0.5)  # tie: the first
+
+
+def test_summary_long_has_the_numbers_of_summary_one_row_per_method_and_metric():
+    tidy = _tidy(
+        [("method", "mle", s, "finished", "final/nll_oracle", v) for s, v in enumerate([1, 2, 4])]
+        + [("method", "mle", s, "finished", "final/nll_test", v) for s, v in enumerate([5, 6])]
+        + [("method", "mle", 3, "diverged", "final/nll_oracle", 100.0)]
+        + [("reference", "oracle", 0, "finished", "final/nll_oracle", 5.0)]
+    )
+    got = summary_long(tidy, ["final/nll_oracle", "final/nll_test"])
+    assert list(got.columns) == ["method", "metric", "mean", "lower", "upper", "n"]
+    assert list(zip(got.method, got.metric, got.n, strict=True)) == [
+        ("mle", "final/nll_oracle", 3),  # the diverged seed is left out
+        ("mle", "final/nll_test", 2),  # n counts the seeds with a value of this metric
+        ("oracle", "final/nll_oracle", 1),
+    ]
+    wide = summary(tidy, ["final/nll_oracle"])
+    row = got.iloc[0]
+    assert (row["mean"], row.lower, row.upper) == tuple(
+        wide.loc["mle", "final/nll_oracle"][["mean", "lo", "hi"]]
+    )
+    assert np.isnan(got.iloc[2].lower) and np.isnan(got.iloc[2].upper)  # one seed: no interval
+
+
+def test_parent_metrics_name_method_metric_and_stat_and_skip_missing_bounds():
+    numbers = pd.DataFrame(
+        [
+            ("mle", "final/nll_oracle", 9.0, 8.5, 9.5, 3),
+            ("oracle", "final/nll_oracle", 5.0, np.nan, np.nan, 1),
+            ("mle", "final/bleu2", 0.1, 0.0, 0.2, 3),  # not a parent metric
+        ],
+        columns=["method", "metric", "mean", "lower", "upper", "n"],
+    )
+    assert parent_metrics(numbers) == {
+        "mle/nll_oracle_mean": 9.0,
+        "mle/nll_oracle_lo": 8.5,
+        "mle/nll_oracle_hi": 9.5,
+        "oracle/nll_oracle_mean": 5.0,
+    }
+
+
+def test_sweep_summary_rows_replace_those_a_run_logged_itself():
+    tidy = _tidy(
+        [
+            ("method", "mle", 0, "finished", "final/nll_oracle", 9.0),
+            ("method", "mle", 0, "finished", "sweep/best_sum", 16.0),
+            ("method", "mle", 0, "finished", "sweep/best_alpha", 2.0),
+        ]
+    )
+    sweep = pd.DataFrame(
+        [("mle", 0, 1.0, 9.0, 8.0), ("mle", 0, 2.0, 7.0, 9.0)],
+        columns=["method", "seed", "alpha", "nll_oracle", "nll_test"],
+    )
+    got = with_sweep_summary(tidy, sweep)
+    assert got.metric.value_counts().max() == 1  # none twice
+    assert set(got.metric) == {"final/nll_oracle"} | set(sweep_summary(sweep).metric)
+    assert got.set_index("metric").value["sweep/best_sum"] == 16.0
+
+
+def test_sweep_and_curves_are_read_from_new_keys_and_from_stores_before_them(mlflow_uri):
+    """A run of this code (sweep_key metrics, curve/*) and one of a store written before them
+    (sweep/* histories over steps round(100 alpha), eval/*) give the same frames."""
+    tracker = Tracker(mlflow_uri, "legacy")
+    parent = tracker.start("bench", {"kind": "parent"})
+    alphas, oracle, test = (0.5, 1.0, 2.0), (10.0, 9.0, 7.0), (7.0, 8.0, 10.0)
+    for seed, legacy in ((0, False), (1, True)):
+        tags = dict(kind="method", method="mle", seed=str(seed), cell_status="finished")
+        run = tracker.start(f"mle-s{seed}", tags, parent)
+        tracker.log_metrics(run, 10, {"final/nll_oracle": 9.5})
+        curve = "eval" if legacy else "curve"
+        for step, value in ((0, 11.0), (10, 10.0)):
+            tracker.log_metrics(run, step, {f"{curve}/nll_oracle": value})
+        for a, o, t in zip(alphas, oracle, test, strict=True):
+            if legacy:
+                point = {"sweep/nll_oracle": o, "sweep/nll_test": t, "sweep/alpha": a}
+                tracker.log_metrics(run, round(100 * a), point)
+            else:
+                point = {sweep_key("sweep/nll_oracle", a): o, sweep_key("sweep/nll_test", a): t}
+                tracker.log_metrics(run, 10, point)
+        tracker.end(run)
+    tidy = tidy_results(tracker, parent)
+    sweep = sweep_frame(tracker, tidy).sort_values(["seed", "alpha"], ignore_index=True)
+    one = pd.DataFrame({"alpha": alphas, "nll_oracle": oracle, "nll_test": test})
+    expected = pd.concat([one.assign(method="mle", seed=s) for s in (0, 1)], ignore_index=True)
+    pd.testing.assert_frame_equal(sweep, expected[sweep.columns], check_dtype=False)
+    curve = curves(tracker, tidy, "curve/nll_oracle").sort_values(["seed", "step"])
+    assert list(zip(curve.seed, curve.step, curve.value, strict=True)) == [
+        (0, 0, 11.0),
+        (0, 10, 10.0),
+        (1, 0, 11.0),
+        (1, 10, 10.0),
+    ]
+
+
+def test_a_store_that_refuses_the_report_is_a_tracking_error_naming_the_parent(
+    mlflow_uri, tmp_path
+):
+    tracker = Tracker(mlflow_uri, "blocked")
+    root = Path(tracker.client.get_experiment(tracker.experiment_id).artifact_location[7:])
+    assert root.is_relative_to(tmp_path)  # a SQLite store's artifacts: next to the database
+    root.parent.mkdir(parents=True, exist_ok=True)
+    root.write_text("a file where the artifact folder should be")
+    parent = tracker.start("bench", {"kind": "parent"})
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "README.md").write_text("# report")
+    empty = Report(pd.DataFrame({"x": ["1"]}), summary_long(_tidy([])))
+    with pytest.raises(TrackingError, match=parent):
+        publish_report(tracker, parent, tmp_path / "out", empty)
