@@ -280,6 +280,9 @@ def _run_cell(inv: Invocation, cell: Cell, progress) -> str:
     )
     tracker.log_params(run_id, params)
     tracker.log_json(run_id, params, "config.json")
+    tracker.log_datasets(
+        run_id, inv.task.identity, {"train": inv.task.train, "test": inv.task.test}
+    )
 
     def log(step, metrics):
         tracker.log_metrics(run_id, step, metrics)

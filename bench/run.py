@@ -17,7 +17,14 @@ from bench.cli import Plan, check_writable, make_plan
 from bench.executors import run_cells
 from bench.progress import CellProgress
 from bench.report import print_table, publish_report, write_report
-from bench.tracking import Tracker, TrackingError, check_uri, driver_tags, environment_tags
+from bench.tracking import (
+    Tracker,
+    TrackingError,
+    check_uri,
+    driver_tags,
+    environment_tags,
+    mlflow_context_tags,
+)
 from methods.config import ConfigError, flatten
 from oracle.data import build_oracle, load_task
 from oracle.model import OracleFileError
@@ -34,10 +41,15 @@ def execute(plan: Plan) -> int:
     tracker.mark_stale_parents()  # invocations on this host whose process is gone
     task = load_task(plan.oracle, plan.bench.n_train, plan.bench.n_test, plan.cache_dir)
     task.oracle.to(plan.device)
-    tags = environment_tags(plan.device) | {
-        "oracle": task.identity,
-        "oracle_kind": plan.oracle.kind,
-    }
+    env = environment_tags(plan.device)
+    tags = (
+        env
+        | mlflow_context_tags(env["git_commit"])
+        | {
+            "oracle": task.identity,
+            "oracle_kind": plan.oracle.kind,
+        }
+    )
     parent = tracker.start(
         f"bench-{time.strftime('%Y%m%d-%H%M%S')}",
         tags | {"kind": "parent", "command": plan.command} | driver_tags(),
@@ -53,6 +65,7 @@ def execute(plan: Plan) -> int:
         | flatten(plan.pretrain, "pretrain")
         | {k: v for name, c in plan.configs.items() for k, v in flatten(c, name).items()},
     )
+    tracker.log_datasets(parent, task.identity, {"train": task.train, "test": task.test})
     inv = Invocation(plan, task, tracker, parent, tags)
     try:
         run_references(inv)

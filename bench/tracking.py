@@ -18,9 +18,13 @@ import urllib.request
 from pathlib import Path
 
 import mlflow
+import mlflow.data
+import numpy
+import sacrebleu
 import torch
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
+from mlflow.tracking.context.registry import resolve_tags
 
 MAX_TAG_LENGTH = 8000  # MLflow's limit on a tag value
 SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "file", "databricks")
@@ -98,10 +102,22 @@ def environment_tags(device: torch.device) -> dict[str, str]:
             else f" ({platform.processor() or 'cpu'})"
         ),
         "torch_version": torch.__version__,
+        "numpy_version": numpy.__version__,
+        "sacrebleu_version": sacrebleu.__version__,  # BLEU's tokenisation and smoothing
         "python_version": platform.python_version(),
         "mlflow_version": mlflow.__version__,
         "cuda_version": str(torch.version.cuda),
     }
+
+
+def mlflow_context_tags(commit: str) -> dict[str, str]:
+    """MLflow's own fields (user, source name and type), as `mlflow.start_run` would set them,
+    and the code version (`mlflow.source.git.commit`): the UI's User, Source, Version columns."""
+    tags = resolve_tags({})
+    tags["mlflow.source.name"] = "python -m bench.run"
+    if commit != "unknown":
+        tags["mlflow.source.git.commit"] = commit.split("-dirty")[0]
+    return tags
 
 
 def _process_start(pid: int) -> str:
@@ -192,6 +208,21 @@ class Tracker:
     def start(self, name: str, tags: dict[str, str], parent: str | None = None) -> str:
         tags = dict(tags) | ({"mlflow.parentRunId": parent} if parent else {})
         return self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
+
+    def log_datasets(self, run_id: str, identity: str, splits: dict[str, object]) -> None:
+        """The task's data splits as MLflow datasets (name '<task identity>/<split>', a digest
+        of the data, its shape), so the runs view's Dataset column names the task a run used.
+        `splits`: split name ('train', 'test') -> (n, T) integer tensor."""
+        inputs = [
+            DatasetInput(
+                mlflow.data.from_numpy(
+                    data.numpy(), name=f"{identity}/{split}"
+                )._to_mlflow_entity(),
+                tags=[InputTag("mlflow.data.context", split)],
+            )
+            for split, data in splits.items()
+        ]
+        self.client.log_inputs(run_id, datasets=inputs)
 
     def log_params(self, run_id: str, params: dict[str, str]) -> None:
         items = [Param(k, str(v)[:6000]) for k, v in params.items()]

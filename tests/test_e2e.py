@@ -179,3 +179,23 @@ def test_no_child_metric_shows_one_point_of_a_sweep_or_curve_as_its_value(smoke_
         total = mine.nll_oracle + mine.nll_test
         assert run.data.metrics["sweep/best_sum"] == rows["sweep/best_sum"] == total.min()
         assert run.data.metrics["sweep/best_alpha"] == mine.alpha[total.idxmin()]
+
+
+def test_runs_carry_mlflow_context_fields_and_the_task_datasets(smoke_run):
+    """User, source and version are MLflow's own fields; the train and test splits are logged
+    as datasets named by the task identity, with a digest of their data."""
+    import subprocess
+
+    client = MlflowClient(tracking_uri=smoke_run["uri"])
+    exp = client.get_experiment_by_name("e2e")
+    runs = client.search_runs([exp.experiment_id], "tags.kind != 'reference'")
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    for run in runs:
+        tags = run.data.tags
+        assert tags["mlflow.user"] and tags["mlflow.source.name"] == "python -m bench.run"
+        assert tags.get("mlflow.source.git.commit", "") == commit.strip()
+        assert {"sacrebleu_version", "numpy_version", "torch_version"} <= set(tags)
+        inputs = {i.tags[0].value: i.dataset for i in run.inputs.dataset_inputs}
+        assert set(inputs) == {"train", "test"}
+        assert inputs["train"].name == f"{tags['oracle']}/train" and inputs["train"].digest
+        assert inputs["train"].digest != inputs["test"].digest
