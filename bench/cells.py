@@ -32,7 +32,7 @@ from bench.checkpoint import (
 from bench.cli import Plan
 from bench.evaluate import curve_point, final_metrics, sweep_key, temperature_sweep
 from bench.loop import Diverged, LoopState, Phase, run_phase
-from bench.pretrain import derive_seed, pretrained_generator
+from bench.pretrain import derive_seed, pretrain_key, pretrained_generator
 from bench.progress import CellProgress
 from bench.stats import sweep_best
 from bench.tracking import Tracker
@@ -160,6 +160,60 @@ def run_references(inv: Invocation) -> None:
             tracker.end(run_id)
 
 
+# ----- the shared pre-training, one run per key -----
+def pretrain_seed(inv: Invocation, seed: int, progress) -> str:
+    """Train (or load from the cache) the pre-training of `seed`, and make sure the store has it
+    once: a run `pretrain-s<seed>` (tag kind=pretrain) with its learning curve, keyed like a
+    cell by `pretrain_key`, so every method's own run starts at its own step 0. Returns its
+    status: 'finished', 'reused' (a run of this key exists), or 'failed' (the cells will fail on
+    it too, each with its own traceback)."""
+    plan, tracker = inv.plan, inv.tracker
+    key = pretrain_key(plan.pretrain, inv.task, plan.bench, seed, plan.device, plan.code)
+    with cell_lock(plan.cache_dir, f"pretrain-{key}", wait=True):
+        if tracker.finished_run(key) is not None:
+            pretrained_generator(  # fills the cache if this cache directory lacks it
+                plan.pretrain,
+                inv.task,
+                plan.bench,
+                seed,
+                plan.device,
+                plan.cache_dir,
+                code=plan.code,
+                tick=progress.tick,
+            )
+            return "reused"
+        tracker.mark_killed(key)
+        tags = inv.tags | dict(kind="pretrain", method="pretrain", seed=str(seed), cell_key=key)
+        run_id = tracker.start(f"pretrain-s{seed}", tags, inv.parent)
+        tracker.log_params(run_id, flatten(plan.pretrain, "pretrain") | {"seed": seed})
+        splits = {"train": inv.task.train, "test": inv.task.test}
+        tracker.log_datasets(run_id, inv.task.identity, splits)
+        try:
+            _, updates, seconds = pretrained_generator(
+                plan.pretrain,
+                inv.task,
+                plan.bench,
+                seed,
+                plan.device,
+                plan.cache_dir,
+                code=plan.code,
+                log=lambda step, metrics: tracker.log_metrics(run_id, step, metrics),
+                tick=progress.tick,
+            )
+        except KeyboardInterrupt:
+            tracker.end(run_id, "KILLED")
+            raise
+        except Exception as e:
+            tracker.log_text(run_id, traceback.format_exc(), "traceback.txt")
+            tracker.set_tags(run_id, {"cell_status": "failed", "error": f"{type(e).__name__}: {e}"})
+            tracker.end(run_id, "FAILED")
+            return "failed"
+        tracker.log_metrics(run_id, updates, {"perf/pretrain_s": seconds})
+        tracker.set_tags(run_id, {"cell_status": "finished"})
+        tracker.end(run_id)
+        return "finished"
+
+
 # ----- training -----
 def train_cell(
     inv: Invocation, cell: Cell, log, progress, ckpt: Path, on_resume
@@ -169,9 +223,7 @@ def train_cell(
     plan, task = inv.plan, inv.task
     cfg, bench = plan.configs[cell.method], plan.bench
     saved = load_checkpoint(ckpt)
-    trainer, rng, (pre_updates, pre_seconds), setup_s = _setup(
-        inv, cell, log, progress, fresh=saved is None
-    )
+    trainer, rng, pre_seconds, setup_s = _setup(inv, cell, fresh=saved is None)
     curve, state = [], None
     if saved is not None:
         try:
@@ -179,13 +231,12 @@ def train_cell(
         except (KeyError, TypeError, ValueError, RuntimeError) as e:  # code changed under it
             print(f"bench.run: checkpoint {ckpt} does not fit ({e}); restarting", file=sys.stderr)
             remove_checkpoint(ckpt)
-            silent = lambda step, m: None  # noqa: E731 (the pre-training curve is logged)
-            trainer, rng, _, setup_s = _setup(inv, cell, silent, progress, True)
+            trainer, rng, _, setup_s = _setup(inv, cell, fresh=True)
     if state is not None:
-        on_resume(pre_updates + state.done)
+        on_resume(state.done)
         for step, metrics in curve:  # the curve so far, into this run: one curve, no gap
             log(step, metrics)
-    progress.pretrained(pre_updates + (state.done if state else 0))
+        progress.resumed(state.done)
 
     def evaluate():
         return curve_point(
@@ -208,33 +259,27 @@ def train_cell(
             },
         )
 
-    phase = Phase(cfg.updates, cfg.eval_every, pre_updates, pre_seconds, bench.checkpoint_every)
+    # the method's own curve: step 0 is the pre-trained generator, seconds are its own
+    phase = Phase(cfg.updates, cfg.eval_every, checkpoint_every=bench.checkpoint_every)
     perf = run_phase(
         trainer, phase, evaluate, record, bench.max_abs_loss, progress.tick, state, checkpoint
     )
-    return trainer.generator, perf | {"perf/setup_s": setup_s}, pre_updates + cfg.updates
+    perf |= {"perf/setup_s": setup_s, "perf/pretrain_s": pre_seconds}
+    return trainer.generator, perf, cfg.updates
 
 
-def _setup(inv: Invocation, cell: Cell, log, progress, fresh: bool):
-    """(trainer on the cached pre-trained generator, its rng, (pre-training updates, seconds),
+def _setup(inv: Invocation, cell: Cell, fresh: bool):
+    """(trainer on the cached pre-trained generator, its rng, pre-training seconds,
     construction seconds). `fresh=False` skips one-off work a checkpoint will supply."""
     plan, spec = inv.plan, METHODS[cell.method]
-    gen, pre_updates, pre_seconds = pretrained_generator(
-        plan.pretrain,
-        inv.task,
-        plan.bench,
-        cell.seed,
-        plan.device,
-        plan.cache_dir,
-        code=plan.code,
-        log=log,
-        tick=progress.tick,
+    gen, _, pre_seconds = pretrained_generator(
+        plan.pretrain, inv.task, plan.bench, cell.seed, plan.device, plan.cache_dir, code=plan.code
     )
     rng = torch.Generator(device=plan.device).manual_seed(derive_seed(cell.seed, spec.name))
     t0 = time.perf_counter()
     ctx = TrainContext(inv.task, plan.device, rng, cell.seed, fresh=fresh)
     trainer = spec.make_trainer(plan.configs[spec.name], ctx, gen)
-    return trainer, rng, (pre_updates, pre_seconds), time.perf_counter() - t0
+    return trainer, rng, pre_seconds, time.perf_counter() - t0
 
 
 def _restore(trainer, rng: torch.Generator, saved: dict) -> tuple[float, list, LoopState]:

@@ -23,10 +23,9 @@ from pathlib import Path
 import torch
 
 from bench.allocator import keep_freed_memory
-from bench.cells import Cell, Invocation, run_cell
+from bench.cells import Cell, Invocation, pretrain_seed, run_cell
 from bench.checkpoint import cell_lock
 from bench.cli import Plan, pick_device
-from bench.pretrain import pretrained_generator
 from bench.progress import CellProgress, QuietProgress
 from bench.tracking import Tracker
 from methods.config import ConfigError
@@ -45,32 +44,31 @@ def run_cells(inv: Invocation, todo: list[Cell], progress: CellProgress) -> None
         with ProcessPool(plan) as pool:
             schedule(pool, inv, todo, progress)
     else:
-        for cell in todo:
-            progress.start(cell.method, cell.seed)
-            run_cell(inv, cell, progress)
+        for seed in dict.fromkeys(cell.seed for cell in todo):
+            progress.start_pretraining(seed)
+            pretrain_seed(inv, seed, progress)
+            for cell in (c for c in todo if c.seed == seed):
+                progress.start(cell.method, cell.seed)
+                run_cell(inv, cell, progress)
 
 
 # ----- jobs: what a worker runs -----
 @dataclass(frozen=True)
 class PretrainJob:
-    """Fill the pre-training cache of one seed; '' when done, else the error."""
+    """The pre-training of one seed and its run in the store; '' when done, else the error."""
 
     plan: Plan
     seed: int
+    parent: str
+    tags: dict
 
     def __call__(self) -> str:
         try:
             plan, task = worker_setup(self.plan)
-            pretrained_generator(
-                plan.pretrain,
-                task,
-                plan.bench,
-                self.seed,
-                plan.device,
-                plan.cache_dir,
-                code=plan.code,
-            )
-            return ""
+            tracker = Tracker(plan.tracking_uri, plan.experiment)
+            inv = Invocation(plan, task, tracker, self.parent, self.tags)
+            status = pretrain_seed(inv, self.seed, QuietProgress())
+            return "" if status != "failed" else "failed (see its pretrain run's traceback)"
         except Exception as e:
             return f"{type(e).__name__}: {e}"
 
@@ -105,10 +103,8 @@ def worker_setup(plan: Plan) -> tuple[Plan, Task]:
 def schedule(pool, inv: Invocation, todo: list[Cell], progress: CellProgress) -> None:
     """Each seed's pre-training first (once, not once per cell), then its cells."""
     plan, tracker = inv.plan, inv.tracker
-    pending = {
-        pool.submit(PretrainJob(plan, seed)): PretrainJob(plan, seed)
-        for seed in dict.fromkeys(cell.seed for cell in todo)
-    }
+    jobs = [PretrainJob(plan, seed, inv.parent, inv.tags) for seed in {c.seed: 0 for c in todo}]
+    pending = {pool.submit(job): job for job in jobs}
     while pending:
         handle, result = pool.wait_one(list(pending))
         job = pending.pop(handle)

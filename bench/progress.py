@@ -38,11 +38,17 @@ class CellProgress:
         self.bar.__exit__(*exc)
 
     def start(self, method: str, seed: int) -> None:
-        cfg = self.plan.configs[method]
-        total = pretrain_updates(self.plan.pretrain, self.plan.bench.n_train) + cfg.updates
+        self._bar(f"{method} seed {seed}", self.plan.configs[method].updates, "training")
+
+    def start_pretraining(self, seed: int) -> None:
+        """The shared pre-training of `seed` (not a cell: the overall bar does not advance)."""
+        total = pretrain_updates(self.plan.pretrain, self.plan.bench.n_train)
+        self._bar(f"pre-training seed {seed}", total, "")
+
+    def _bar(self, description: str, total: int, info: str) -> None:
         if self.cell is not None:
             self.bar.remove_task(self.cell)
-        self.cell = self.bar.add_task(f"{method} seed {seed}", total=total, info="pre-training")
+        self.cell = self.bar.add_task(description, total=total, info=info)
 
     def reused(self, method: str, seed: int, run_id: str) -> None:
         self.bar.console.log(
@@ -54,9 +60,9 @@ class CellProgress:
     def tick(self, scalars: dict) -> None:
         self.bar.advance(self.cell)
 
-    def pretrained(self, updates: int) -> None:
-        """Pre-training is done (or came from the cache): the bar jumps to its end."""
-        self.bar.update(self.cell, completed=updates, info="training")
+    def resumed(self, updates: int) -> None:
+        """The cell continues from a checkpoint after `updates` updates: the bar jumps there."""
+        self.bar.update(self.cell, completed=updates)
 
     def evaluated(self, metrics: dict) -> None:
         if "curve/nll_oracle" in metrics:
@@ -85,7 +91,9 @@ class QuietProgress:
 
     def tick(self, scalars: dict) -> None: ...
 
-    def pretrained(self, updates: int) -> None: ...
+    def start_pretraining(self, seed: int) -> None: ...
+
+    def resumed(self, updates: int) -> None: ...
 
     def evaluated(self, metrics: dict) -> None: ...
 

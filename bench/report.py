@@ -65,6 +65,8 @@ def tidy_results(tracker: Tracker, parent: str) -> pd.DataFrame:
     ]
     for run in tracker.cells(parent):
         tags = run.data.tags
+        if tags.get("kind") == "pretrain":  # the shared pre-training: not a row of the table
+            continue
         base = dict(
             kind=tags.get("kind", "method"),
             method=tags.get("method", "?"),

@@ -195,7 +195,31 @@ def test_runs_carry_mlflow_context_fields_and_the_task_datasets(smoke_run):
         assert tags["mlflow.user"] and tags["mlflow.source.name"] == "python -m bench.run"
         assert tags.get("mlflow.source.git.commit", "") == commit.strip()
         assert {"sacrebleu_version", "numpy_version", "torch_version"} <= set(tags)
-        inputs = {i.tags[0].value: i.dataset for i in run.inputs.dataset_inputs}
+        logged = client.get_run(run.info.run_id).inputs.dataset_inputs  # search_runs omits them
+        inputs = {i.tags[0].value: i.dataset for i in logged}
         assert set(inputs) == {"train", "test"}
         assert inputs["train"].name == f"{tags['oracle']}/train" and inputs["train"].digest
         assert inputs["train"].digest != inputs["test"].digest
+
+
+def test_each_method_curve_starts_at_its_own_step_0_and_the_pretraining_is_logged_once(
+    smoke_run,
+):
+    client = MlflowClient(tracking_uri=smoke_run["uri"])
+    exp = client.get_experiment_by_name("e2e")
+    pretrain = client.search_runs([exp.experiment_id], "tags.kind = 'pretrain'")
+    assert sorted(r.data.tags["seed"] for r in pretrain) == ["0", "1"]  # once per seed
+    (first,) = [r for r in pretrain if r.data.tags["seed"] == "0"]
+    history = client.get_metric_history(first.info.run_id, "curve/nll_oracle")
+    assert [m.step for m in history][-1] == 2 * (1000 // 64)  # smoke: 2 epochs of 1,000
+    for name in METHODS:
+        (run,) = client.search_runs(
+            [exp.experiment_id], f"tags.method = '{name}' and tags.seed = '0'"
+        )
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "curve/nll_oracle")]
+        assert steps[0] == 0 and steps[-1] == int(run.data.params[f"{name}.updates"])
+        start = client.get_metric_history(run.info.run_id, "curve/nll_oracle")[0].value
+        assert start == history[-1].value  # step 0 of every method: the pre-trained generator
+        metrics = run.data.metrics
+        assert metrics["perf/pretrain_s"] >= 0 and metrics["perf/train_s"] > 0
+    assert "pretrain" not in _table(smoke_run).index

@@ -115,9 +115,8 @@ def test_killed_cell_resumes_from_its_checkpoint_and_matches_an_uninterrupted_ru
     (killed,) = [r for r in _runs(mlflow_uri) if r.info.status == "KILLED"]
     (resumed,) = [r for r in _runs(mlflow_uri) if r.info.status == "FINISHED"]
     (whole,) = _runs(mlflow_uri, "whole")
-    pretrain_updates = 2 * (1000 // 64)  # smoke: 2 epochs of 1,000 sequences
-    at = int(resumed.data.tags["resumed_at_step"])
-    assert pretrain_updates + 4 <= at < pretrain_updates + 20  # mid-way, not from the start
+    at = int(resumed.data.tags["resumed_at_step"])  # the method's own steps, from 0
+    assert 4 <= at < 20  # mid-way, not from the start
     assert killed.data.tags["cell_status"] == "killed"
     assert _curves(mlflow_uri, resumed.info.run_id) == _curves(mlflow_uri, whole.info.run_id)
     assert not list(checkpoints.glob("*.pt"))
