@@ -2,6 +2,7 @@
 
 A cell is keyed by everything that determines its result, holds a lock while it runs, resumes
 from its checkpoint, and ends with one status: finished, diverged, failed, timeout or killed.
+A finished cell keeps its trained generator as the artifact generator.pt (`bench.stored`).
 """
 
 from __future__ import annotations
@@ -30,11 +31,13 @@ from bench.checkpoint import (
     save_checkpoint,
 )
 from bench.cli import Plan
+from bench.config import BenchConfig
 from bench.evaluate import curve_point, final_metrics, sweep_key, temperature_sweep
 from bench.loop import Diverged, LoopState, Phase, run_phase
 from bench.pretrain import derive_seed, pretrain_key, pretrained_generator
 from bench.progress import CellProgress
 from bench.stats import sweep_best
+from bench.stored import generator_record, log_generator
 from bench.tracking import Tracker
 from methods import METHODS
 from methods.base import TrainContext
@@ -355,6 +358,9 @@ def _run_cell(inv: Invocation, cell: Cell, progress) -> str:
             tracker.log_metrics(run_id, last_step, final | perf)
             log_sweep(plan, tracker, run_id, gen, inv.task, last_step)
         tracker.log_text(run_id, _samples_text(samples[:1000]), "samples.txt")
+        # after every metric, from a CPU copy: keeping it changes no number and no stream
+        record = generator_record(gen, cell.method, cell.seed, inv.task.identity, cell.key)
+        log_generator(tracker, run_id, record)
         status, extra, mlflow_status = "finished", {}, "FINISHED"
     except Diverged as e:
         status, mlflow_status = "diverged", "FAILED"
@@ -415,20 +421,20 @@ def log_sweep(plan: Plan, tracker: Tracker, run_id: str, model, task: Task, step
     """The temperature sweep, one key per (metric, alpha) (`sweep_key`, each logged once, at
     `step`: a run page shows every point, none stands for the sweep), and its best point
     (sweep/best_sum, sweep/best_alpha)."""
-    alphas = parse_floats(plan.bench.sweep_alphas)
-    bench = plan.bench
-    points = temperature_sweep(
-        model, task, alphas, bench.sweep_samples, bench.eval_seed, plan.device
-    )
+    tracker.log_metrics(run_id, step, sweep_metrics(plan.bench, model, task, plan.device))
+
+
+def sweep_metrics(bench: BenchConfig, model, task: Task, device) -> dict[str, float]:
+    """What `log_sweep` logs: every `sweep_key` metric, sweep/best_sum and sweep/best_alpha."""
+    alphas = parse_floats(bench.sweep_alphas)
+    points = temperature_sweep(model, task, alphas, bench.sweep_samples, bench.eval_seed, device)
     metrics = {sweep_key(k, alpha): v for alpha, point in points for k, v in point.items()}
     best_sum, best_alpha = sweep_best(
         [alpha for alpha, _ in points],
         [point["sweep/nll_oracle"] for _, point in points],
         [point["sweep/nll_test"] for _, point in points],
     )
-    tracker.log_metrics(
-        run_id, step, metrics | {"sweep/best_sum": best_sum, "sweep/best_alpha": best_alpha}
-    )
+    return metrics | {"sweep/best_sum": best_sum, "sweep/best_alpha": best_alpha}
 
 
 def _samples_text(samples: torch.Tensor) -> str:
