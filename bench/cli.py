@@ -58,6 +58,7 @@ class Plan:
     executor: str = "local"  # local: cells one after another here; ray: one Ray task per cell
     ray_address: str | None = None  # None starts a local Ray cluster
     jobs: int = 1  # local executor: cells run in this many worker processes at once
+    plan_only: bool = False  # --plan: print what each cell would do and exit, training nothing
 
 
 def build_parser() -> OneLineParser:
@@ -138,6 +139,13 @@ def build_parser() -> OneLineParser:
         "--force",
         action="store_true",
         help="re-run cells that already finished in the MLflow store (default: reuse them)",
+    )
+    p.add_argument(
+        "--plan",
+        action="store_true",
+        help="print what each cell would do (reuse which run, resume from which update, "
+        "skip as running elsewhere, or train) with a time estimate from earlier runs, and exit "
+        "without training or writing to the store",
     )
     p.add_argument(
         "--cache-dir",
@@ -264,6 +272,7 @@ def make_plan(argv: list[str] | None) -> Plan:
         executor=args.executor,
         ray_address=args.ray_address,
         jobs=args.jobs,
+        plan_only=args.plan,
         code=source_version(),  # once per invocation, not per cell key
         command=shlex.join(["python", "-m", "bench.run", *(argv or sys.argv[1:])]),
     )

@@ -15,6 +15,7 @@ from bench.allocator import keep_freed_memory
 from bench.cells import Invocation, plan_cells, run_references
 from bench.cli import Plan, check_writable, make_plan
 from bench.executors import run_cells
+from bench.planning import print_plan
 from bench.progress import CellProgress
 from bench.report import print_table, publish_report, write_report
 from bench.tracking import (
@@ -31,6 +32,8 @@ from oracle.model import OracleFileError
 
 
 def execute(plan: Plan) -> int:
+    if plan.plan_only:
+        return print_plan(plan)
     keep_freed_memory()  # every update would page-fault its temporaries afresh otherwise
     out_dir = plan.reports_dir / plan.experiment
     build_oracle(plan.oracle)  # a bad oracle file fails here, before anything is written

@@ -217,6 +217,7 @@ def test_help_documents_every_option():
         "--experiment",
         "--mle.lr",
         "--bench.n-train",
+        "--plan",
     ):
         assert flag in proc.stdout
     assert "Adam learning rate" in proc.stdout
