@@ -160,7 +160,8 @@ def rescore(tracker: Tracker, parent_id: str | None, args: argparse.Namespace, c
     tracker.log_params(new_parent, params)
     try:
         for run in runs:
-            _rescore_run(tracker, new_parent, run, task, bench, params, env, device)
+            if run.data.tags.get("kind") != "pretrain":  # no generator of its own to score
+                _rescore_run(tracker, new_parent, run, task, bench, params, env, device)
     except BaseException:
         tracker.end(new_parent, "FAILED")
         raise

@@ -77,7 +77,7 @@ def _children(client, parent_id: str) -> dict[str, object]:
     runs = client.search_runs(
         [client.get_run(parent_id).info.experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'"
     )
-    return {r.data.tags["method"]: r for r in runs}
+    return {r.data.tags["method"]: r for r in runs if r.data.tags["kind"] != "pretrain"}
 
 
 def _scores(run) -> dict[str, float]:
