@@ -188,10 +188,10 @@ def pretrain_seed(inv: Invocation, seed: int, progress) -> str:
         tracker.mark_killed(key)
         tags = inv.tags | dict(kind="pretrain", method="pretrain", seed=str(seed), cell_key=key)
         run_id = tracker.start(f"pretrain-s{seed}", tags, inv.parent)
-        tracker.log_params(run_id, flatten(plan.pretrain, "pretrain") | {"seed": seed})
-        splits = {"train": inv.task.train, "test": inv.task.test}
-        tracker.log_datasets(run_id, inv.task.identity, splits)
         try:
+            tracker.log_params(run_id, flatten(plan.pretrain, "pretrain") | {"seed": seed})
+            splits = {"train": inv.task.train, "test": inv.task.test}
+            tracker.log_datasets(run_id, inv.task.identity, splits)
             _, updates, seconds = pretrained_generator(
                 plan.pretrain,
                 inv.task,
@@ -204,6 +204,7 @@ def pretrain_seed(inv: Invocation, seed: int, progress) -> str:
                 tick=progress.tick,
             )
         except KeyboardInterrupt:
+            tracker.set_tags(run_id, {"cell_status": "killed"})
             tracker.end(run_id, "KILLED")
             raise
         except Exception as e:
@@ -326,11 +327,12 @@ def _run_cell(inv: Invocation, cell: Cell, progress) -> str:
         | dict(method=cell.method, seed=cell.seed, preset=plan.preset)
         | flatten(plan.bench, "bench")
     )
-    tracker.log_params(run_id, params)
-    tracker.log_json(run_id, params, "config.json")
-    tracker.log_datasets(
-        run_id, inv.task.identity, {"train": inv.task.train, "test": inv.task.test}
-    )
+
+    def describe_run() -> None:  # inside the try below: a Ctrl-C here still ends the run KILLED
+        tracker.log_params(run_id, params)
+        tracker.log_json(run_id, params, "config.json")
+        splits = {"train": inv.task.train, "test": inv.task.test}
+        tracker.log_datasets(run_id, inv.task.identity, splits)
 
     def log(step, metrics):
         tracker.log_metrics(run_id, step, metrics)
@@ -345,6 +347,7 @@ def _run_cell(inv: Invocation, cell: Cell, progress) -> str:
 
     keep_checkpoint = False  # a failed or timed-out cell keeps it: a rerun may continue
     try:
+        describe_run()
         with time_limit(plan.bench.cell_timeout):
             gen, perf, last_step = train_cell(inv, cell, log, progress, ckpt, on_resume)
             final, samples = final_metrics(

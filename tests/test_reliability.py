@@ -64,7 +64,14 @@ def _kill_when(argv, condition, poll: float) -> int:
 @pytest.mark.slow
 def test_killed_run_resumes_without_retraining_finished_cells(tmp_path, mlflow_uri):
     argv = _argv(tmp_path, mlflow_uri, "--methods", "mle", "--seeds", "2")
-    _kill_when(argv, lambda: _finished(mlflow_uri), poll=0.5)  # mid-way through the 2nd cell
+
+    def second_cell_started():  # after seed 1's pre-training, its own run: kill mid-way
+        try:
+            return any(r.data.tags["seed"] == "1" for r in _runs(mlflow_uri))
+        except Exception:  # the experiment may not exist yet
+            return False
+
+    _kill_when(argv, second_cell_started, poll=0.2)
     first = _finished(mlflow_uri)
     assert len(first) == 1, "expected exactly one finished cell before the kill"
     assert main(argv) == 0
