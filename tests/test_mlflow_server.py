@@ -64,3 +64,20 @@ def test_a_run_against_a_tracking_server_puts_the_report_on_its_parent(tmp_path,
     check_parent_has_the_answer(MlflowClient(tracking_uri=mlflow_server), "server", out)
     stored = {p.name for p in (tmp_path / "artifacts").rglob("*") if p.is_file()}
     assert {"README.md", "summary.csv", "samples.txt"} <= stored  # proxied into the destination
+    # through the server: the cells' datasets and generators, and a rescore of them
+    from bench import rescore
+    from bench.stored import load_generator, rebuild_generator
+
+    client = MlflowClient(tracking_uri=mlflow_server)
+    exp = client.get_experiment_by_name("server")
+    (cell,) = client.search_runs([exp.experiment_id], "tags.kind = 'method'")
+    splits = {i.tags[0].value for i in client.get_run(cell.info.run_id).inputs.dataset_inputs}
+    assert splits == {"train", "test"}
+    record = load_generator(client, cell.info.run_id)
+    assert record["method"] == "mle" and rebuild_generator(record).vocab_size == 5000
+    rescore_argv = ["--experiment", "server", "--tracking-uri", mlflow_server]
+    rescore_argv += ["--reports-dir", str(tmp_path / "reports"), "--cache-dir", str(tmp_path / "c")]
+    assert rescore.main(rescore_argv) == 0
+    (again,) = client.search_runs([exp.experiment_id], f"tags.rescored_run = '{cell.info.run_id}'")
+    for key in ("final/nll_oracle", "final/nll_test", "final/bleu4"):
+        assert again.data.metrics[key] == cell.data.metrics[key]
