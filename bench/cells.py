@@ -18,6 +18,7 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -172,18 +173,20 @@ def pretrain_seed(inv: Invocation, seed: int, progress) -> str:
     it too, each with its own traceback)."""
     plan, tracker = inv.plan, inv.tracker
     key = pretrain_key(plan.pretrain, inv.task, plan.bench, seed, plan.device, plan.code)
+    pretrain = partial(
+        pretrained_generator,
+        plan.pretrain,
+        inv.task,
+        plan.bench,
+        seed,
+        plan.device,
+        plan.cache_dir,
+        code=plan.code,
+        tick=progress.tick,
+    )
     with cell_lock(plan.cache_dir, f"pretrain-{key}", wait=True):
         if tracker.finished_run(key) is not None:
-            pretrained_generator(  # fills the cache if this cache directory lacks it
-                plan.pretrain,
-                inv.task,
-                plan.bench,
-                seed,
-                plan.device,
-                plan.cache_dir,
-                code=plan.code,
-                tick=progress.tick,
-            )
+            pretrain()  # fills the cache if this cache directory lacks it
             return "reused"
         tracker.mark_killed(key)
         tags = inv.tags | dict(kind="pretrain", method="pretrain", seed=str(seed), cell_key=key)
@@ -192,16 +195,8 @@ def pretrain_seed(inv: Invocation, seed: int, progress) -> str:
             tracker.log_params(run_id, flatten(plan.pretrain, "pretrain") | {"seed": seed})
             splits = {"train": inv.task.train, "test": inv.task.test}
             tracker.log_datasets(run_id, inv.task.identity, splits)
-            _, updates, seconds = pretrained_generator(
-                plan.pretrain,
-                inv.task,
-                plan.bench,
-                seed,
-                plan.device,
-                plan.cache_dir,
-                code=plan.code,
-                log=lambda step, metrics: tracker.log_metrics(run_id, step, metrics),
-                tick=progress.tick,
+            _, updates, seconds = pretrain(
+                log=lambda step, metrics: tracker.log_metrics(run_id, step, metrics)
             )
         except KeyboardInterrupt:
             tracker.set_tags(run_id, {"cell_status": "killed"})
