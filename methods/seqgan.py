@@ -1,19 +1,12 @@
 """SeqGAN: a CNN discriminator's verdict on Monte-Carlo completions, fed back by policy gradient.
 
 After Yu et al., AAAI-17 (arXiv 1609.05473) and its code (shared/reference/seqgan-original.md).
-Starting from the shared MLE pre-training, the trainer pre-trains the discriminator D
-(`d_pretrain_steps` d-steps), then every `step()` is one adversarial iteration:
-
-1. sample a batch Y ~ G and reward every token: Q(Y_{1:t-1}, y_t) is the mean of D(real) over
-   `rollout_num` completions of the prefix Y_{1:t} drawn from G itself (t < T), and D(Y) at t = T;
-2. one policy-gradient update, loss = -sum_{b,t} log G(y_t | Y_{1:t-1}) * Q (a sum over batch and
-   time, no baseline: the original), Adam with global-norm clipping;
-3. `d_steps` d-steps: fresh negatives from G against oracle training data, `d_epochs` epochs each.
-
-The rollout policy is the current generator. The original's "delayed" copy (update_rate 0.8) never
-runs: its TF graph always reads the current weights (seqgan-original.md §3.3), so there is none.
-D is methods/discriminator.py; the rewards of step 1 are methods/rollout.py (`--seqgan.rollout`
-picks its fast implementation or the original's loops: the same estimator).
+The procedure (MLE pre-training, D pre-training, then per step: sample, reward, one
+policy-gradient update, `d_steps` d-steps) is methods/pg.py's `PGTrainer`, shared with the other
+policy-gradient GANs; what is SeqGAN's own is the reward: Q(Y_{1:t-1}, y_t) is the mean of
+D(real) over `rollout_num` completions of the prefix Y_{1:t} drawn from G itself (t < T), and
+D(Y) at t = T, used as is (no baseline: the original; methods/seqgan_baseline.py subtracts one).
+D is methods/discriminator.py; the rollout is methods/rollout.py.
 
 `seqgan-const` is the control of issue #21 of the original repository: the same procedure, D
 trained as usual, but every reward replaced by a constant, so no rollout is made.
@@ -24,152 +17,19 @@ Source key: [HEAD] = LantaoYu/SeqGAN at e2b52fb (sequence_gan.py, discriminator.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from functools import partial
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from methods.base import Checkpointable, MethodSpec, TrainContext
-from methods.config import CHECKS, ConfigError, hp
-from methods.discriminator import Discriminator, parse_filters
-from methods.generator import LSTMGenerator
-from methods.rollout import (
-    Rollout,
-    Workspace,
-    completions_scored,
-    fast_rollout_rewards,
-    reference_rollout_rewards,
-)
-
-MAX_ROLLOUT_CHUNK = 65_536  # completions scored together; memory ~ chunk * V * 4 bytes
+from methods.base import MethodSpec
+from methods.config import hp
+from methods.pg import ROLLOUT_PRESETS, RolloutConfig, RolloutTrainer
 
 
 @dataclass(frozen=True)
-class Config:
-    updates: int = hp(
-        200,
-        "adversarial iterations: each is 1 policy-gradient update plus --seqgan.d-steps d-steps",
-        source="[HEAD] TOTAL_BATCH",
-        check="nonneg",
-    )
-    eval_every: int = hp(
-        5, "updates between evaluations", source="[HEAD] every 5 iterations", check="positive"
-    )
-    batch_size: int = hp(
-        64, "sequences per policy-gradient update", source="[HEAD] BATCH_SIZE", check="positive"
-    )
-    rollout_num: int = hp(
-        16,
-        "Monte-Carlo completions per prefix (N)",
-        source="[HEAD] rollout.get_reward(sess, samples, 16, discriminator)",
-        check="positive",
-    )
-    g_lr: float = hp(
-        0.01,
-        "generator Adam learning rate of the adversarial phase (a fresh optimizer)",
-        source="[HEAD] generator.py learning_rate",
-        check="positive",
-    )
-    g_clip: float = hp(
-        5.0,
-        "global gradient-norm clip of the generator",
-        source="[HEAD] grad_clip",
-        check="positive",
-    )
-    discriminator_emb_dim: int = hp(
-        64,
-        "discriminator token-embedding size",
-        source="[HEAD] dis_embedding_dim",
-        check="positive",
-    )
-    discriminator_filter_sizes: str = hp(
-        "1,2,3,4,5,6,7,8,9,10,15,20",
-        "discriminator convolution widths, comma-separated (each <= sequence length)",
-        source="[HEAD] dis_filter_sizes; [PAPER] Table 5",
-        check="ints",
-        within_seq_len=True,
-    )
-    discriminator_num_filters: str = hp(
-        "100,200,200,200,200,100,100,100,100,100,160,160",
-        "feature maps per convolution width, comma-separated",
-        source="[HEAD] dis_num_filters",
-        check="ints",
-    )
-    discriminator_dropout_keep: float = hp(
-        0.75,
-        "keep probability of the dropout after the highway layer (training only)",
-        source="[HEAD] dis_dropout_keep_prob",
-        check="unit",
-    )
-    discriminator_l2: float = hp(
-        0.2,
-        "L2 weight on the output layer only (lambda * sum(w^2)/2)",
-        source="[HEAD] dis_l2_reg_lambda",
-        check="nonneg",
-    )
-    discriminator_lr: float = hp(
-        1e-4, "discriminator Adam learning rate", source="[HEAD] discriminator.py", check="positive"
-    )
-    discriminator_batch_size: int = hp(
-        64, "discriminator minibatch size", source="[HEAD] dis_batch_size", check="positive"
-    )
-    discriminator_samples: int = hp(
-        0,
-        "oracle positives per d-step, with as many fresh generator negatives; 0 = the whole "
-        "training set",
-        source="[HEAD]: all 9,984 positives and 9,984 negatives",
-        check="nonneg",
-    )
-    d_pretrain_steps: int = hp(
-        50, "d-steps of discriminator pre-training", source="[HEAD]", check="nonneg"
-    )
-    d_pretrain_epochs: int = hp(
-        3, "epochs per pre-training d-step", source="[HEAD]", check="positive"
-    )
-    d_steps: int = hp(
-        5,
-        "d-steps after every generator update",
-        source="[HEAD]; [PAPER] Fig. 3(d)",
-        check="nonneg",
-    )
-    d_epochs: int = hp(3, "epochs per d-step", source="[HEAD]; [PAPER] k=3", check="positive")
-    rollout: str = hp(
-        "fast",
-        "rollout implementation: 'fast' or 'reference' (the original's loops; same estimator)",
-        source="this project",
-        choices=("fast", "reference"),
-    )
-    rollout_chunk: int = hp(
-        1024,
-        "completions the fast rollout samples and scores together (memory vs. batching; "
-        "results depend on it only through the order of random draws)",
-        source="tuning: 256, 512 and 1024 within noise on 2 CPU cores at the paper configuration; "
-        "1024 = N*B, one prefix length of the paper batch at a time",
-        check="positive",
-    )
-
-    def __post_init__(self) -> None:
-        sizes, counts = self.discriminator_filter_sizes, self.discriminator_num_filters
-        widths, maps = sizes.split(","), counts.split(",")
-        well_formed = CHECKS["ints"][0](sizes) and CHECKS["ints"][0](counts)
-        if well_formed and len(widths) != len(maps):  # here, so the CLI rejects it before training
-            raise ConfigError(
-                f"discriminator-filter-sizes {sizes!r} has {len(widths)} widths but "
-                f"discriminator-num-filters {counts!r} has {len(maps)} counts; give one per width"
-            )
-        if self.rollout_num > self.rollout_chunk:  # a prefix's N completions are one chunk
-            raise ConfigError(
-                f"rollout-num={self.rollout_num} exceeds rollout-chunk={self.rollout_chunk}: "
-                "the N completions of a prefix are sampled together, so N may not exceed the "
-                "chunk that bounds the rollout's memory"
-            )
-        if self.rollout_chunk > MAX_ROLLOUT_CHUNK:
-            raise ConfigError(
-                f"rollout-chunk={self.rollout_chunk} exceeds {MAX_ROLLOUT_CHUNK}: the rollout "
-                "holds a (chunk, V) float32 table, 1.3 GB at the paper's V = 5000"
-            )
+class Config(RolloutConfig):
+    """SeqGAN's hyperparameters: methods/pg.py's policy-gradient and rollout fields, as is."""
 
 
 @dataclass(frozen=True)
@@ -185,171 +45,16 @@ class ConstConfig(Config):
     )
 
 
-PRESETS = {
-    # smoke: a tiny D, small d-steps, 4 updates of small batches (~2 s on CPU with V=5000)
-    "smoke": dict(
-        updates=4,
-        eval_every=2,
-        batch_size=16,
-        rollout_num=4,
-        discriminator_emb_dim=16,
-        discriminator_filter_sizes="2,3",
-        discriminator_num_filters="8,8",
-        discriminator_samples=128,
-        d_pretrain_steps=2,
-        d_pretrain_epochs=1,
-        d_steps=1,
-        d_epochs=1,
-    ),
-    # quick: the paper's N=16 and batch 64; a D with a quarter of the paper's maps and half its
-    # embedding (100k conv + 371k highway parameters); one light d-step per update. Measured on
-    # 2 idle CPU cores, V=5000, n_train=10,000: construction 14 s + 40 updates 98 s (rollout
-    # 1.4 s + d-step 1.0 s each) = 112 s; seqgan-const 59 s.
-    "quick": dict(
-        updates=40,
-        eval_every=5,
-        discriminator_emb_dim=32,
-        discriminator_num_filters="25,50,50,50,50,25,25,25,25,25,40,40",
-        discriminator_samples=1500,
-        d_pretrain_steps=10,
-        d_pretrain_epochs=1,
-        d_steps=1,
-        d_epochs=1,
-    ),
-    "paper": {},
-}
+PRESETS = ROLLOUT_PRESETS
 
 
-# ----- the trainers -----
-
-
-class SeqGANTrainer(Checkpointable):
-    """One step = rewards for a fresh batch, one policy-gradient update, then `d_steps` d-steps."""
+class SeqGANTrainer(RolloutTrainer):
+    """One step = rollout rewards for a fresh batch, one policy-gradient update, d-steps."""
 
     method = "seqgan"  # the CLI prefix its config errors name
 
-    def __init__(self, cfg: Config, ctx: TrainContext, generator: LSTMGenerator) -> None:
-        self.cfg, self.generator = cfg, generator
-        self.rng, self.device = ctx.rng, ctx.device
-        task = ctx.task  # the widths are checked against T here: the oracle fixes T, not the CLI
-        sizes, maps = parse_filters(
-            cfg.discriminator_filter_sizes, cfg.discriminator_num_filters, task.seq_len, self.method
-        )
-        init_seed = int(torch.randint(0, 2**62, (1,), generator=ctx.rng, device=ctx.rng.device))
-        self.discriminator = (
-            Discriminator(
-                task.vocab_size,
-                task.seq_len,
-                cfg.discriminator_emb_dim,
-                sizes,
-                maps,
-                cfg.discriminator_dropout_keep,
-            )
-            .init_original_(torch.Generator().manual_seed(init_seed))
-            .to(ctx.device)
-        )
-        self.positives = task.train.to(ctx.device)  # (n_train, T): D's real examples
-        self.g_opt = torch.optim.Adam(generator.parameters(), lr=cfg.g_lr)
-        self.discriminator_opt = torch.optim.Adam(
-            self.discriminator.parameters(), lr=cfg.discriminator_lr
-        )
-        rollouts: dict[str, Rollout] = {
-            "fast": partial(fast_rollout_rewards, chunk=cfg.rollout_chunk, workspace=Workspace()),
-            "reference": reference_rollout_rewards,
-        }
-        self.rollout = rollouts[cfg.rollout]
-        if ctx.fresh:  # a resumed trainer gets its pre-trained D from the checkpoint
-            self.train_discriminator(cfg.d_pretrain_steps, cfg.d_pretrain_epochs)
-
-    def parts(self) -> dict:
-        return {
-            "generator": self.generator,
-            "discriminator": self.discriminator,
-            "g_opt": self.g_opt,
-            "discriminator_opt": self.discriminator_opt,
-        }
-
-    # ----- rewards -----
     def rewards(self, x: Tensor) -> tuple[Tensor, dict[str, float]]:
-        """Q (B, T) for samples x (B, T), and the rollout's perf scalars."""
-        _sync(self.device)
-        t0 = time.perf_counter()
-        q = self.rollout(self.generator, self.discriminator, x, self.cfg.rollout_num, self.rng)
-        _sync(self.device)
-        seconds = time.perf_counter() - t0
-        completions = completions_scored(x.shape[0], x.shape[1], self.cfg.rollout_num)
-        perf = {"perf/rollout_ms": 1000 * seconds, "perf/completions_per_s": completions / seconds}
-        return q, perf
-
-    # ----- generator -----
-    def update_generator(self, x: Tensor, q: Tensor) -> dict[str, float]:
-        """One policy-gradient step: loss = -sum_{b,t} log G(x_t | x_<t) * Q[b, t]."""
-        logp = torch.log_softmax(self.generator(x), dim=-1)  # (B, T, V)
-        token_logp = logp.gather(-1, x.unsqueeze(-1)).squeeze(-1)  # (B, T)
-        loss = -(token_logp * q).sum()
-        self.g_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = nn.utils.clip_grad_norm_(self.generator.parameters(), self.cfg.g_clip)
-        self.g_opt.step()
-        with torch.no_grad():
-            entropy = -(logp.exp() * logp).sum(dim=-1).mean()  # per token, on G's own samples
-        return {
-            "train/g_loss": loss.item(),
-            "train/grad_norm": grad_norm.item(),
-            "train/entropy": entropy.item(),
-            "train/reward": q.mean().item(),
-        }
-
-    # ----- discriminator -----
-    def train_discriminator(self, steps: int, epochs: int) -> dict[str, float]:
-        """`steps` d-steps; each: fresh negatives vs. positives, shuffled once, `epochs` epochs."""
-        losses, accs = [], []
-        for _ in range(steps):
-            data, labels = self._discriminator_examples()
-            order = torch.randperm(data.shape[0], generator=self.rng, device=self.rng.device)
-            order = order.to(self.device)
-            bs = self.cfg.discriminator_batch_size
-            for _ in range(epochs):
-                for i in range(0, data.shape[0] - bs + 1, bs):  # the original drops the remainder
-                    idx = order[i : i + bs]
-                    loss, acc = self.discriminator.loss(
-                        data[idx], labels[idx], self.cfg.discriminator_l2, self.rng
-                    )
-                    self.discriminator_opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    self.discriminator_opt.step()
-                    losses.append(loss.detach())
-                    accs.append(acc)
-        if not losses:
-            return {}
-        return {
-            "train/d_loss": torch.stack(losses).mean().item(),
-            "train/d_acc": torch.stack(accs).mean().item(),
-        }
-
-    def _discriminator_examples(self) -> tuple[Tensor, Tensor]:
-        """Positives (all, or a fresh random subset) and as many fresh negatives, labelled 1/0."""
-        n_pos = self.positives.shape[0]
-        wanted = self.cfg.discriminator_samples
-        n = n_pos if wanted == 0 else min(wanted, n_pos)
-        pos = self.positives
-        if n < n_pos:
-            pick = torch.randperm(n_pos, generator=self.rng, device=self.rng.device)[:n]
-            pos = pos[pick.to(self.device)]
-        neg = self.generator.sample(n, rng=self.rng)  # (n, T)
-        labels = torch.cat([torch.ones(n), torch.zeros(n)]).long().to(self.device)
-        return torch.cat([pos, neg]), labels  # (2n, T), (2n,)
-
-    # ----- one adversarial iteration -----
-    def step(self) -> dict[str, float]:
-        x = self.generator.sample(self.cfg.batch_size, rng=self.rng)  # (B, T)
-        q, perf = self.rewards(x)
-        scalars = self.update_generator(x, q)
-        _sync(self.device)
-        t0 = time.perf_counter()
-        scalars |= self.train_discriminator(self.cfg.d_steps, self.cfg.d_epochs)
-        _sync(self.device)
-        return scalars | perf | {"perf/d_train_ms": 1000 * (time.perf_counter() - t0)}
+        return self.rollout_rewards(x)
 
 
 class ConstRewardTrainer(SeqGANTrainer):
@@ -359,12 +64,6 @@ class ConstRewardTrainer(SeqGANTrainer):
 
     def rewards(self, x: Tensor) -> tuple[Tensor, dict[str, float]]:
         return torch.full(x.shape, self.cfg.constant_reward, device=x.device), {}
-
-
-def _sync(device: torch.device) -> None:
-    """Wall-clock timing of GPU work needs the queue drained first."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 METHOD = MethodSpec(
