@@ -83,7 +83,9 @@ def build_parser() -> OneLineParser:
         default="quick",
         choices=PRESET_NAMES,
         help="smoke: under a minute, for tests; quick (default): the whole suite in "
-        "~20 min on 2 CPU cores; paper: the SeqGAN paper's schedule, for a GPU",
+        "~20 min on 2 CPU cores; long: every method's published number of generator updates "
+        "and the paper's pre-training, with quick's reduced discriminators (CPU-sized); paper: "
+        "the SeqGAN paper's schedule, for a GPU",
     )
     p.add_argument("--device", default="auto", choices=DEVICES, help="auto picks CUDA when present")
     p.add_argument(

@@ -1,8 +1,8 @@
 """Evaluation of any SequenceModel on the task, with its own random stream; the metric names.
 
 Names as logged to MLflow, where a run's page shows each metric's last value, so every name holds
-one number or one learning curve: `curve/*` (the cheap learning-curve points, a history over
-update steps), `final/*` (the headline numbers, once), `sweep/<metric>/a<alpha>` (one key per
+one number or one learning curve: `learning_curve/*` (the cheap points, a history over update
+steps), `final/*` (the headline numbers, once), `sweep/<metric>/a<alpha>` (one key per
 temperature of the sweep, once each; `sweep_key`) and `perf/*`.
 """
 
@@ -46,24 +46,25 @@ def eval_rng(seed: int, device: torch.device) -> torch.Generator:
 
 def curve_point(model: SequenceModel, task: Task, n: int, seed: int, device) -> dict[str, float]:
     """Cheap learning-curve point: NLL-oracle of n samples, NLL-test of n held-out sequences
-    (`curve/*`: fewer samples than `final_metrics`, so not its numbers)."""
+    (`learning_curve/*`: fewer samples than `final_metrics`, so not its numbers)."""
     samples = model.sample(n, rng=eval_rng(seed, device))  # (n, T)
     return {
-        "curve/nll_oracle": nll_oracle(task.oracle, samples),
-        "curve/nll_test": nll_test(model, task.test[:n]),
+        "learning_curve/nll_oracle": nll_oracle(task.oracle, samples),
+        "learning_curve/nll_test": nll_test(model, task.test[:n]),
     }
 
 
 def final_metrics(
     model: SequenceModel, task: Task, n: int, n_bleu: int, seed: int, device
 ) -> tuple[dict[str, float], Tensor]:
-    """Every headline metric, and the samples they were computed from (n, T)."""
+    """Every headline metric, and the samples they were computed from (n, T). BLEU and
+    Self-BLEU score the first n_bleu samples, all n when n_bleu is 0."""
     samples = model.sample(n, rng=eval_rng(seed, device))  # (n, T)
     out = {
         "final/nll_oracle": nll_oracle(task.oracle, samples),
         "final/nll_test": nll_test(model, task.test),
     }
-    hyps = samples[:n_bleu].cpu()
+    hyps = samples[: n_bleu or n].cpu()  # (n_bleu, T)
     out.update({f"final/bleu{k}": v for k, v in bleu(hyps, task.test, BLEU_ORDERS).items()})
     out.update({f"final/self_bleu{k}": v for k, v in self_bleu(hyps, BLEU_ORDERS).items()})
     return out, samples

@@ -59,6 +59,7 @@ def run_phase(
     tick: Callable[[Metrics], None] = lambda scalars: None,
     state: LoopState | None = None,
     checkpoint: Callable[[LoopState], None] = lambda state: None,
+    stop: Callable[[int, Metrics], bool] = lambda step, metrics: False,
 ) -> Metrics:
     """Run `phase.updates` trainer steps; evaluate every `eval_every` and at the end.
 
@@ -68,6 +69,8 @@ def run_phase(
 
     A `state` saved by `checkpoint` (called after an evaluation once `checkpoint_every` updates
     have passed since the last one) continues the phase where it stood, trainer restored.
+    `stop(step, metrics)`, asked after every evaluation but step 0's, ends the phase early when
+    it returns True (early stopping).
     """
     state = state or LoopState(train_s=phase.seconds_offset)
     if state.done == 0 and phase.step_offset == 0:
@@ -94,6 +97,8 @@ def run_phase(
             check_finite(metrics, step, math.inf)
             log(step, metrics)
             window, window_ms, state.done = [], 0.0, u
+            if stop(step, metrics):
+                break
             due = phase.checkpoint_every and u - saved_at >= phase.checkpoint_every
             if due and u < phase.updates:
                 checkpoint(state)

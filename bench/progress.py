@@ -65,8 +65,9 @@ class CellProgress:
         self.bar.update(self.cell, completed=updates)
 
     def evaluated(self, metrics: dict) -> None:
-        if "curve/nll_oracle" in metrics:
-            self.bar.update(self.cell, info=f"NLL-oracle {metrics['curve/nll_oracle']:.3f}")
+        if "learning_curve/nll_oracle" in metrics:
+            nll = metrics["learning_curve/nll_oracle"]
+            self.bar.update(self.cell, info=f"NLL-oracle {nll:.3f}")
 
     def note(self, text: str) -> None:
         self.bar.console.log(text)

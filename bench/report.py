@@ -117,23 +117,30 @@ def _legacy_sweep(tracker: Tracker, run_id: str) -> dict[float, dict[str, float]
     }
 
 
-# learning-curve keys under their names in stores written before `curve/*`
-LEGACY_KEYS = {"curve/nll_oracle": "eval/nll_oracle", "curve/nll_test": "eval/nll_test"}
+# learning-curve keys under their names in older stores: `eval/*`, then `curve/*` (renamed so
+# that `final/*`, the headline numbers, sorts before every other namespace in MLflow's lists)
+LEGACY_KEYS = {
+    f"learning_curve/{k}": (f"curve/{k}", f"eval/{k}") for k in ("nll_oracle", "nll_test")
+}
 
 
 def curves(tracker: Tracker, tidy: pd.DataFrame, key: str) -> pd.DataFrame:
     """Long frame of a learning curve: method, seed, step, value (from MLflow metric history;
-    a run without `key` is read under its LEGACY_KEYS name, if any)."""
+    a run without `key` is read under the first of its LEGACY_KEYS names that it has)."""
     runs = tidy[tidy.kind == "method"].drop_duplicates("run_id")
     rows = [
         dict(method=r.method, seed=r.seed, step=step, value=value)
         for r in runs.itertuples()
-        for step, value in (
-            tracker.history(r.run_id, key)
-            or (tracker.history(r.run_id, LEGACY_KEYS[key]) if key in LEGACY_KEYS else [])
-        )
+        for step, value in _history(tracker, r.run_id, key)
     ]
     return pd.DataFrame(rows, columns=["method", "seed", "step", "value"])
+
+
+def _history(tracker: Tracker, run_id: str, key: str) -> list[tuple[int, float]]:
+    for name in (key, *LEGACY_KEYS.get(key, ())):
+        if points := tracker.history(run_id, name):
+            return points
+    return []
 
 
 def _order(methods: list[str], kinds: dict[str, str]) -> list[str]:
@@ -292,7 +299,7 @@ def _description(table: pd.DataFrame) -> str:
 
 
 def _plots(tracker: Tracker, tidy: pd.DataFrame, sweep: pd.DataFrame, out_dir: Path) -> None:
-    by_step = {k: curves(tracker, tidy, f"curve/{k}") for k in ("nll_oracle", "nll_test")}
+    by_step = {k: curves(tracker, tidy, f"learning_curve/{k}") for k in ("nll_oracle", "nll_test")}
     for k, label in (("nll_oracle", "NLL-oracle"), ("nll_test", "NLL-test")):
         plot_curves(
             by_step[k], tidy, out_dir / f"{k}_curve.png", f"{label} (per token) ↓", f"final/{k}"

@@ -52,7 +52,8 @@ EVAL_FIELDS = (
     "sweep_alphas",
     "sweep_samples",
 )
-RESCORED = ("final/", "sweep/")  # recomputed; every other metric (curve/*, perf/*) is copied
+# recomputed; every other metric (learning_curve/*, perf/*) is copied
+RESCORED = ("final/", "sweep/")
 
 
 class RescoreError(RuntimeError):
@@ -237,7 +238,8 @@ def _final_step(tracker: Tracker, run) -> int:
 
 
 def _copy_histories(tracker: Tracker, run, child: str) -> None:
-    """The metrics training produced (curve/*, perf/*, train/*), every point, into `child`."""
+    """The metrics training produced (learning_curve/*, perf/*, train/*), every point, into
+    `child`."""
     by_step: dict[int, dict[str, float]] = {}
     for key in run.data.metrics:
         if key.startswith(RESCORED):

@@ -74,16 +74,32 @@ def git_commit() -> str:
 
 
 SOURCE_PACKAGES = ("bench", "methods", "oracle")
+# Modules that only read the store and render (reports, plots, the plan, re-scoring, sampling):
+# neither a cell's nor a pre-training's code imports them (tests/test_layout.py checks it), so
+# they cannot change a result and an edit to them keeps every cell reusable.
+PRESENTATION = (
+    "bench/planning.py",
+    "bench/plots.py",
+    "bench/report.py",
+    "bench/rescore.py",
+    "bench/sample.py",
+)
 
 
 def source_version(root: Path | None = None) -> str:
-    """A hash of the code that determines results: every .py file of the packages and
-    pyproject.toml (its pins), tracked or not. Part of every cell and pre-training key, so an edit
-    to a method, even one not yet committed, never reuses old cells, while edits to docs, tests or
-    reports (`--experiment reference` rewrites reports/) reuse them."""
+    """A hash of the code that determines results: every .py file of the packages except the
+    `PRESENTATION` modules, and pyproject.toml (its pins), tracked or not. Part of every cell and
+    pre-training key, so an edit to a method, even one not yet committed, never reuses old cells,
+    while edits to docs, tests, reports (`--experiment reference` rewrites reports/) or the
+    report code reuse them."""
     root = root or Path(__file__).resolve().parent.parent
     files = [root / "pyproject.toml"]
-    files += sorted(f for pkg in SOURCE_PACKAGES for f in (root / pkg).rglob("*.py"))
+    files += sorted(
+        f
+        for pkg in SOURCE_PACKAGES
+        for f in (root / pkg).rglob("*.py")
+        if f.relative_to(root).as_posix() not in PRESENTATION
+    )
     digest = hashlib.sha256()
     for f in files:
         if f.is_file():

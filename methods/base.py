@@ -19,7 +19,9 @@ from methods.generator import LSTMGenerator
 if TYPE_CHECKING:  # oracle.data imports methods.generator: a runtime import here would cycle
     from oracle.data import Task
 
-PRESET_NAMES = ("smoke", "quick", "paper")
+# smoke: tests; quick: the default, reduced budgets; long: every method's published number of
+# generator updates with quick's reduced adversary work (CPU-sized); paper: everything published
+PRESET_NAMES = ("smoke", "quick", "long", "paper")
 
 
 class MethodConfig(Protocol):

@@ -177,6 +177,18 @@ class RolloutConfig(PGConfig):
             )
 
 
+# quick and long: a D with a quarter of the paper's maps and half its embedding (100k conv + 371k
+# highway parameters); one light d-step per update
+_REDUCED_DISCRIMINATOR = dict(
+    discriminator_emb_dim=32,
+    discriminator_num_filters="25,50,50,50,50,25,25,25,25,25,40,40",
+    discriminator_samples=1500,
+    d_pretrain_steps=10,
+    d_pretrain_epochs=1,
+    d_steps=1,
+    d_epochs=1,
+)
+
 PRESETS = {
     # smoke: a tiny D, small d-steps, 4 updates of small batches (~2 s on CPU with V=5000)
     "smoke": dict(
@@ -192,21 +204,12 @@ PRESETS = {
         d_steps=1,
         d_epochs=1,
     ),
-    # quick: the paper's batch 64; a D with a quarter of the paper's maps and half its
-    # embedding (100k conv + 371k highway parameters); one light d-step per update. Measured on
-    # 2 idle CPU cores, V=5000, n_train=10,000, SeqGAN (N=16): construction 14 s + 40 updates
-    # 98 s (rollout 1.4 s + d-step 1.0 s each) = 112 s; seqgan-const 59 s.
-    "quick": dict(
-        updates=40,
-        eval_every=5,
-        discriminator_emb_dim=32,
-        discriminator_num_filters="25,50,50,50,50,25,25,25,25,25,40,40",
-        discriminator_samples=1500,
-        d_pretrain_steps=10,
-        d_pretrain_epochs=1,
-        d_steps=1,
-        d_epochs=1,
-    ),
+    # quick: the paper's batch 64, 40 updates. Measured on 2 idle CPU cores, V=5000,
+    # n_train=10,000, SeqGAN (N=16): construction 14 s + 40 updates 98 s (rollout 1.4 s + d-step
+    # 1.0 s each) = 112 s; seqgan-const 59 s.
+    "quick": dict(updates=40, eval_every=5) | _REDUCED_DISCRIMINATOR,
+    # long: the original code's 200 adversarial iterations with quick's discriminator work
+    "long": dict(eval_every=10) | _REDUCED_DISCRIMINATOR,
     "paper": {},
 }
 

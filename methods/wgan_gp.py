@@ -135,6 +135,8 @@ PRESETS = {
     "quick": dict(
         updates=160, eval_every=16, critic_steps=5, critic_emb_dim=64, critic_num_filters=64
     ),
+    # long: the paper preset's 3,000 generator updates with quick's critic (CPU-sized)
+    "long": dict(eval_every=200, critic_steps=5, critic_emb_dim=64, critic_num_filters=64),
     "paper": {},
 }
 

@@ -72,6 +72,16 @@ def _sample_split(oracle: LSTMGenerator, identity: str, split: str, n: int) -> T
     return oracle.sample(n, rng=rng)
 
 
+def validation_split(task: Task, n: int) -> Tensor:
+    """n oracle samples drawn with the validation split's own seed (independent of the train and
+    test draws), minus any row that also occurs in train or test, so the three are disjoint:
+    (n_valid, T) int64 with n_valid <= n. Only early stopping reads it; it is not cached."""
+    valid = _sample_split(task.oracle, task.identity, "valid", n)  # (n, T)
+    seen = {tuple(row) for row in torch.cat([task.train, task.test]).tolist()}
+    keep = torch.tensor([tuple(row) not in seen for row in valid.tolist()], dtype=torch.bool)
+    return valid[keep]
+
+
 def sampling_code_version(root: Path | None = None) -> str:
     """A hash of the files in `SAMPLING_CODE` (under the project root) and of torch's version:
     a cache drawn by other sampling code, or another torch, is never reused."""

@@ -190,3 +190,27 @@ def test_benchmark_bleu_1000_vs_10000(benchmark, uniform_samples):
 def test_benchmark_self_bleu_1000(benchmark, uniform_samples):
     out = benchmark.pedantic(self_bleu, args=(uniform_samples[0],), rounds=3, iterations=1)
     assert list(out) == list(ORDERS) and all(0.0 < v < 1.0 for v in out.values())
+
+
+# ----- which samples the headline BLEU scores -----
+
+
+def test_final_bleu_scores_all_final_samples_by_default_and_the_first_n_when_asked():
+    from bench.config import BenchConfig
+    from bench.evaluate import eval_rng, final_metrics
+    from oracle.data import Task
+    from oracle.model import random_oracle
+
+    assert BenchConfig().bleu_samples == 0  # the default: all final samples
+    oracle = random_oracle(3, vocab_size=12, emb_dim=4, hidden_dim=4, seq_len=6)
+    test = oracle.sample(40, rng=torch.Generator().manual_seed(1))  # (40, 6)
+    task = Task(oracle, "tiny", test, test)
+    device = torch.device("cpu")
+    everything, samples = final_metrics(oracle, task, 30, 0, 7, device)
+    assert torch.equal(samples, oracle.sample(30, rng=eval_rng(7, device)))
+    assert everything["final/bleu4"] == bleu(samples.tolist(), test.tolist(), (4,))[4]
+    assert everything["final/self_bleu3"] == self_bleu(samples.tolist(), (3,))[3]
+    first, _ = final_metrics(oracle, task, 30, 10, 7, device)
+    assert first["final/self_bleu3"] == self_bleu(samples[:10].tolist(), (3,))[3]
+    assert first["final/self_bleu3"] != everything["final/self_bleu3"]
+    assert first["final/nll_oracle"] == everything["final/nll_oracle"]  # BLEU's n only

@@ -89,7 +89,7 @@ def test_learning_curve_is_stored_with_steps(smoke_run, name):
             f"tags.method = '{name}' and tags.seed = '0'",
         )
     )
-    history = client.get_metric_history(run.info.run_id, "curve/nll_oracle")
+    history = client.get_metric_history(run.info.run_id, "learning_curve/nll_oracle")
     steps = [m.step for m in history]
     assert steps[0] == 0 and steps == sorted(steps) and len(steps) >= 3
     assert run.data.params["method"] == name and run.data.tags["git_commit"]
@@ -155,7 +155,8 @@ def test_parent_run_has_the_report_table_and_summary_metrics(smoke_run):
 
 def test_no_child_metric_shows_one_point_of_a_sweep_or_curve_as_its_value(smoke_run):
     """Every key holds one number or one curve: the sweep is one key per alpha, each logged
-    once, and equal to sweep.csv; the learning curve is curve/*, not mistaken for final/*."""
+    once, and equal to sweep.csv; the learning curve is learning_curve/*, not mistaken for
+    final/*, which sorts before every other namespace."""
     client = MlflowClient(tracking_uri=smoke_run["uri"])
     sweep = pd.read_csv(smoke_run["out"] / "sweep.csv")
     tidy = pd.read_csv(smoke_run["out"] / "results.csv")
@@ -166,7 +167,10 @@ def test_no_child_metric_shows_one_point_of_a_sweep_or_curve_as_its_value(smoke_
         keys = set(run.data.metrics)
         assert not keys & {"sweep/nll_oracle", "sweep/nll_test", "sweep/alpha"}
         assert not {k for k in keys if k.startswith("eval/")}
-        assert {"curve/nll_oracle", "curve/nll_test", "sweep/best_sum", "sweep/best_alpha"} <= keys
+        curve = {"learning_curve/nll_oracle", "learning_curve/nll_test"}
+        assert curve | {"sweep/best_sum", "sweep/best_alpha"} <= keys
+        namespaces = sorted({k.split("/")[0] for k in keys})
+        assert namespaces[0] == "final", namespaces  # the headline numbers list first
         method, seed = run.data.tags["method"], int(run.data.tags["seed"])
         mine = sweep[(sweep.method == method) & (sweep.seed == seed)]
         assert len(mine) >= 2
@@ -210,15 +214,16 @@ def test_each_method_curve_starts_at_its_own_step_0_and_the_pretraining_is_logge
     pretrain = client.search_runs([exp.experiment_id], "tags.kind = 'pretrain'")
     assert sorted(r.data.tags["seed"] for r in pretrain) == ["0", "1"]  # once per seed
     (first,) = [r for r in pretrain if r.data.tags["seed"] == "0"]
-    history = client.get_metric_history(first.info.run_id, "curve/nll_oracle")
+    history = client.get_metric_history(first.info.run_id, "learning_curve/nll_oracle")
     assert [m.step for m in history][-1] == 2 * (1000 // 64)  # smoke: 2 epochs of 1,000
     for name in METHODS:
         (run,) = client.search_runs(
             [exp.experiment_id], f"tags.method = '{name}' and tags.seed = '0'"
         )
-        steps = [m.step for m in client.get_metric_history(run.info.run_id, "curve/nll_oracle")]
+        history = client.get_metric_history(run.info.run_id, "learning_curve/nll_oracle")
+        steps = [m.step for m in history]
         assert steps[0] == 0 and steps[-1] == int(run.data.params[f"{name}.updates"])
-        start = client.get_metric_history(run.info.run_id, "curve/nll_oracle")[0].value
+        start = history[0].value
         assert start == history[-1].value  # step 0 of every method: the pre-trained generator
         metrics = run.data.metrics
         assert metrics["perf/pretrain_s"] >= 0 and metrics["perf/train_s"] > 0

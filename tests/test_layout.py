@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.tracking import PRESENTATION
 from methods import METHODS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,6 +60,19 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_the_import_graph_is_acyclic():
     assert _cycle(_graph()) is None
+
+
+def test_no_cell_code_imports_a_presentation_module():
+    """source_version leaves PRESENTATION out of the cell keys: sound only while nothing that
+    trains or evaluates a cell (bench.cells, bench.executors and all they import) imports one."""
+    graph, seen, todo = _graph(), set(), ["bench.cells", "bench.executors"]
+    while todo:
+        if (m := todo.pop()) not in seen:
+            seen.add(m)
+            todo.extend(graph[m])
+    presentation = {p.removesuffix(".py").replace("/", ".") for p in PRESENTATION}
+    assert presentation <= set(graph) and "bench.evaluate" in seen
+    assert not seen & presentation
 
 
 def test_the_cycle_finder_finds_a_cycle():

@@ -13,6 +13,7 @@ from methods.config import build
 from methods.generator import LSTMGenerator
 from tests.conftest import tiny_generator, tiny_task
 
+PRESETS = ("quick", "long", "paper")
 NAMES = sorted(METHODS)
 
 
@@ -46,6 +47,27 @@ def test_config_fields_are_documented_and_presets_valid(name):
         assert cfg.updates >= 0 and cfg.eval_every >= 1
         with pytest.raises(dataclasses.FrozenInstanceError):
             cfg.updates = 1
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_long_preset_is_the_published_update_count_with_quicks_adversary(name):
+    """long = paper's number of generator updates, everything else as quick (CPU-sized)."""
+    spec = METHODS[name]
+    quick, long, paper = (build(spec.config, name, spec.presets[p], {}) for p in PRESETS)
+    assert long.updates == paper.updates >= quick.updates
+    assert dataclasses.replace(long, updates=quick.updates, eval_every=quick.eval_every) == quick
+    assert long.updates // long.eval_every <= 20  # evaluations stay a small part of the time
+
+
+def test_long_preset_pretrains_with_the_papers_recipe_on_the_originals_data():
+    from bench.config import PRESETS as BENCH_PRESETS
+    from bench.config import BenchConfig
+    from bench.pretrain import PRESETS as PRETRAIN_PRESETS
+    from bench.pretrain import PretrainConfig
+
+    long = PretrainConfig(**PRETRAIN_PRESETS["long"])
+    assert long == PretrainConfig(**PRETRAIN_PRESETS["paper"]) and long.epochs == 120
+    assert BenchConfig(**BENCH_PRESETS["long"]).n_train == 9_984  # [HEAD]'s 156 batches of 64
 
 
 @pytest.mark.parametrize("name", NAMES)

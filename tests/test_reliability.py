@@ -12,7 +12,7 @@ import pytest
 from mlflow import MlflowClient
 
 from bench.run import main
-from bench.tracking import source_version
+from bench.tracking import PRESENTATION, source_version
 
 
 def _argv(root, uri, *extra):
@@ -140,7 +140,8 @@ def test_nan_loss_marks_the_cell_diverged_and_the_suite_goes_on(tmp_path, mlflow
         assert tags["cell_status"] == "diverged" and run.info.status == "FAILED"
         assert int(tags["diverged_step"]) >= 1 and tags["diverged_metric"].startswith("train/")
         client = MlflowClient(tracking_uri=mlflow_uri)
-        assert client.get_metric_history(run.info.run_id, "curve/nll_oracle")  # partial curve kept
+        curve = client.get_metric_history(run.info.run_id, "learning_curve/nll_oracle")
+        assert curve  # the partial curve is kept
     table = pd.read_csv(tmp_path / "reports" / "rel" / "table.csv", index_col="method", dtype=str)
     assert "diverged" in table.loc["mle", "seeds"] and table.loc["mle", "NLL-oracle ↓"] == "—"
 
@@ -349,14 +350,15 @@ def test_source_version_follows_code_not_docs(tmp_path):
         "README.md": "docs\n",
         "tests/test_x.py": "def test(): pass\n",
         "reports/reference/README.md": "table\n",
+        "bench/report.py": "D = 1\n",
     }.items():
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text(text)
     base = source_version(tmp_path)
     assert base.startswith("src-") and source_version(tmp_path) == base
-    for rel in ("README.md", "tests/test_x.py", "reports/reference/README.md"):
+    for rel in ("README.md", "tests/test_x.py", "reports/reference/README.md", *PRESENTATION):
         (tmp_path / rel).write_text("edited\n")
-    assert source_version(tmp_path) == base  # docs, tests and reports do not re-run cells
+    assert source_version(tmp_path) == base  # docs, tests, reports, report code: no re-run
     changed = []
     for rel in ("methods/new_method.py", "methods/mle.py", "oracle/model.py", "pyproject.toml"):
         (tmp_path / rel).write_text("edited = 2\n")  # a new, untracked method file counts too

@@ -279,16 +279,16 @@ def test_sweep_summary_rows_replace_those_a_run_logged_itself():
 
 
 def test_sweep_and_curves_are_read_from_new_keys_and_from_stores_before_them(mlflow_uri):
-    """A run of this code (sweep_key metrics, curve/*) and one of a store written before them
-    (sweep/* histories over steps round(100 alpha), eval/*) give the same frames."""
+    """Runs of this code (sweep_key metrics, learning_curve/*) and of stores written before them
+    (sweep/* histories over steps round(100 alpha); eval/*, then curve/*) give the same frames."""
     tracker = Tracker(mlflow_uri, "legacy")
     parent = tracker.start("bench", {"kind": "parent"})
     alphas, oracle, test = (0.5, 1.0, 2.0), (10.0, 9.0, 7.0), (7.0, 8.0, 10.0)
-    for seed, legacy in ((0, False), (1, True)):
+    for seed, curve in ((0, "learning_curve"), (1, "eval"), (2, "curve")):
+        legacy = curve != "learning_curve"
         tags = dict(kind="method", method="mle", seed=str(seed), cell_status="finished")
         run = tracker.start(f"mle-s{seed}", tags, parent)
         tracker.log_metrics(run, 10, {"final/nll_oracle": 9.5})
-        curve = "eval" if legacy else "curve"
         for step, value in ((0, 11.0), (10, 10.0)):
             tracker.log_metrics(run, step, {f"{curve}/nll_oracle": value})
         for a, o, t in zip(alphas, oracle, test, strict=True):
@@ -302,14 +302,16 @@ def test_sweep_and_curves_are_read_from_new_keys_and_from_stores_before_them(mlf
     tidy = tidy_results(tracker, parent)
     sweep = sweep_frame(tracker, tidy).sort_values(["seed", "alpha"], ignore_index=True)
     one = pd.DataFrame({"alpha": alphas, "nll_oracle": oracle, "nll_test": test})
-    expected = pd.concat([one.assign(method="mle", seed=s) for s in (0, 1)], ignore_index=True)
+    expected = pd.concat([one.assign(method="mle", seed=s) for s in (0, 1, 2)], ignore_index=True)
     pd.testing.assert_frame_equal(sweep, expected[sweep.columns], check_dtype=False)
-    curve = curves(tracker, tidy, "curve/nll_oracle").sort_values(["seed", "step"])
+    curve = curves(tracker, tidy, "learning_curve/nll_oracle").sort_values(["seed", "step"])
     assert list(zip(curve.seed, curve.step, curve.value, strict=True)) == [
         (0, 0, 11.0),
         (0, 10, 10.0),
         (1, 0, 11.0),
         (1, 10, 10.0),
+        (2, 0, 11.0),
+        (2, 10, 10.0),
     ]
 
 

@@ -98,7 +98,8 @@ def test_rescore_reproduces_the_stored_metrics_exactly(store, capsys):
         assert _scores(after[method]) == scores, method  # bit for bit
         assert after[method].data.tags["rescored_run"] == run.info.run_id
     assert "sweep/nll_oracle/a1.0" in _scores(after["mle"])
-    assert client.get_metric_history(after["mle"].info.run_id, "curve/nll_oracle")  # copied
+    copied = client.get_metric_history(after["mle"].info.run_id, "learning_curve/nll_oracle")
+    assert copied
     out = store["root"] / "rescored" / f"{EXPERIMENT}-rescored"
     assert (out / "table.csv").exists()
     assert {"README.md", "table.csv"} <= {f.path for f in client.list_artifacts(new_id)}
