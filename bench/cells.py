@@ -42,7 +42,7 @@ from bench.stored import generator_record, log_generator
 from bench.tracking import Tracker
 from methods import METHODS
 from methods.base import TrainContext
-from methods.config import flatten, parse_floats
+from methods.config import build, flatten, parse_floats
 from methods.generator import UnigramModel
 from oracle.data import Task
 
@@ -289,6 +289,21 @@ def _restore(trainer, rng: torch.Generator, saved: dict) -> tuple[float, list, L
     return saved["setup_s"], saved["curve"], state
 
 
+def budget_metrics(method: str, cfg, task: Task) -> dict[str, float]:
+    """`budget/*` of this cell's config and `budget/paper_*` of the method's paper preset, on
+    the same task: what the report's budget table divides."""
+    spec = METHODS[method]
+    sizes = (task.vocab_size, task.seq_len, task.train.shape[0])
+    paper = build(spec.config, method, spec.presets["paper"], {})
+    out = {}
+    for prefix, budget in (
+        ("budget/", spec.budget(cfg, *sizes)),
+        ("budget/paper_", spec.budget(paper, *sizes)),
+    ):
+        out |= {f"{prefix}{k}": float(v) for k, v in dataclasses.asdict(budget).items()}
+    return out
+
+
 # ----- the lifecycle -----
 def run_cell(inv: Invocation, cell: Cell, progress) -> str:
     """Train, evaluate and log one cell; returns its status. Never raises (but on Ctrl-C).
@@ -328,6 +343,7 @@ def _run_cell(inv: Invocation, cell: Cell, progress) -> str:
         tracker.log_json(run_id, params, "config.json")
         splits = {"train": inv.task.train, "test": inv.task.test}
         tracker.log_datasets(run_id, inv.task.identity, splits)
+        tracker.log_metrics(run_id, 0, budget_metrics(cell.method, cfg, inv.task))
 
     def log(step, metrics):
         tracker.log_metrics(run_id, step, metrics)

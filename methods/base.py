@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from methods.generator import LSTMGenerator
 
@@ -95,12 +95,28 @@ class TrainContext:
 
 
 @dataclass(frozen=True)
+class Budget:
+    """What one cell of a method spends, so every reported number can say its budget."""
+
+    generator_updates: int  # after the shared pre-training
+    adversary_updates: float  # discriminator / critic parameter updates per generator update
+    adversary_parameters: int  # size of the discriminator / critic (0: none)
+
+
+@dataclass(frozen=True)
 class MethodSpec:
     name: str
     summary: str  # one line for --help and the report
     config: type  # a frozen dataclass satisfying MethodConfig
     presets: dict[str, dict[str, Any]]  # preset name -> field overrides of the config defaults
     make_trainer: Callable[[Any, TrainContext, LSTMGenerator], Trainer]
+    # (config, vocab size V, sequence length T, training-set size) -> its Budget; builds no
+    # trainer, so the report can also price the paper preset
+    budget: Callable[[Any, int, int, int], Budget]
+
+
+def parameter_count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
 
 
 class Minibatches:

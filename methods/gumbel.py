@@ -24,7 +24,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from methods.base import Checkpointable, Counter, MethodSpec, Minibatches, TrainContext
+from methods.base import (
+    Budget,
+    Checkpointable,
+    Counter,
+    MethodSpec,
+    Minibatches,
+    TrainContext,
+    parameter_count,
+)
 from methods.config import check_widths, hp, parse_ints
 from methods.generator import LSTMGenerator
 
@@ -319,11 +327,20 @@ class GumbelTrainer(Checkpointable):
         }
 
 
+def budget(cfg: Config, vocab_size: int, seq_len: int, n_train: int) -> Budget:
+    """`critic_steps` critic updates per generator update; the critic's size."""
+    flag = "--gumbel.critic-filter-sizes"
+    sizes = check_widths(parse_ints(cfg.critic_filter_sizes, flag), seq_len, flag)
+    critic = SequenceCNN(vocab_size, cfg.critic_emb_dim, cfg.critic_num_filters, sizes)
+    return Budget(cfg.updates, cfg.critic_steps, parameter_count(critic))
+
+
 METHOD = MethodSpec(
     name="gumbel",
     summary="RelGAN-style Gumbel-softmax GAN: hard Gumbel-max feedback, relaxed one-hots to the "
     "critic",
     config=Config,
     presets=PRESETS,
+    budget=budget,
     make_trainer=GumbelTrainer,
 )

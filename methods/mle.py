@@ -17,7 +17,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from methods.base import Checkpointable, MethodSpec, Minibatches, TrainContext
+from methods.base import Budget, Checkpointable, MethodSpec, Minibatches, TrainContext
 from methods.config import hp
 from methods.generator import LSTMGenerator
 
@@ -107,4 +107,5 @@ METHOD = MethodSpec(
     config=Config,
     presets=PRESETS,
     make_trainer=MLETrainer,
+    budget=lambda cfg, vocab_size, seq_len, n_train: Budget(cfg.updates, 0, 0),
 )

@@ -29,7 +29,7 @@ from functools import partial
 import torch
 from torch import Tensor, nn
 
-from methods.base import Checkpointable, TrainContext
+from methods.base import Budget, Checkpointable, TrainContext, parameter_count
 from methods.config import CHECKS, ConfigError, hp
 from methods.discriminator import Discriminator, parse_filters
 from methods.generator import LSTMGenerator
@@ -360,6 +360,18 @@ class RolloutTrainer(PGTrainer):
         completions = completions_scored(x.shape[0], x.shape[1], self.cfg.rollout_num)
         perf = {"perf/rollout_ms": 1000 * seconds, "perf/completions_per_s": completions / seconds}
         return q, perf
+
+
+def budget(cfg: PGConfig, vocab_size: int, seq_len: int, n_train: int) -> Budget:
+    """D's Adam updates per generator update: d_steps x d_epochs x the minibatches of one
+    d-step's 2n examples (n positives, n negatives, the remainder dropped); D's size."""
+    n = min(cfg.discriminator_samples or n_train, n_train)
+    per_d_step = cfg.d_epochs * (2 * n // cfg.discriminator_batch_size)
+    sizes, maps = parse_filters(
+        cfg.discriminator_filter_sizes, cfg.discriminator_num_filters, seq_len, "budget"
+    )
+    d = Discriminator(vocab_size, seq_len, cfg.discriminator_emb_dim, sizes, maps)
+    return Budget(cfg.updates, cfg.d_steps * per_d_step, parameter_count(d))
 
 
 def sync(device: torch.device) -> None:

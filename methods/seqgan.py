@@ -24,7 +24,7 @@ from torch import Tensor
 
 from methods.base import MethodSpec
 from methods.config import hp
-from methods.pg import ROLLOUT_PRESETS, RolloutConfig, RolloutTrainer
+from methods.pg import ROLLOUT_PRESETS, RolloutConfig, RolloutTrainer, budget
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,7 @@ METHOD = MethodSpec(
     config=Config,
     presets=PRESETS,
     make_trainer=SeqGANTrainer,
+    budget=budget,
 )
 
 CONST_METHOD = MethodSpec(
@@ -80,4 +81,5 @@ CONST_METHOD = MethodSpec(
     config=ConstConfig,
     presets=PRESETS,
     make_trainer=ConstRewardTrainer,
+    budget=budget,
 )

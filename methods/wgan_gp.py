@@ -35,7 +35,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from methods.base import Checkpointable, MethodSpec, Minibatches, TrainContext
+from methods.base import (
+    Budget,
+    Checkpointable,
+    MethodSpec,
+    Minibatches,
+    TrainContext,
+    parameter_count,
+)
 from methods.config import check_widths, hp, parse_ints
 from methods.generator import LSTMGenerator, sample_categorical
 
@@ -347,10 +354,19 @@ class WGANGPTrainer(Checkpointable):
         return {**stats, "train/g_loss": g_loss.item(), "train/entropy": ent.item()}
 
 
+def budget(cfg: Config, vocab_size: int, seq_len: int, n_train: int) -> Budget:
+    """`critic_steps` critic updates per generator update; the critic's size."""
+    flag = "--wgan-gp.critic-filter-sizes"
+    sizes = check_widths(parse_ints(cfg.critic_filter_sizes, flag), seq_len, flag)
+    critic = SequenceCNN(vocab_size, cfg.critic_emb_dim, cfg.critic_num_filters, sizes)
+    return Budget(cfg.updates, cfg.critic_steps, parameter_count(critic))
+
+
 METHOD = MethodSpec(
     name="wgan-gp",
     summary="WGAN-GP on softmax outputs, soft-embedding feedback through the LSTM (Gulrajani 2017)",
     config=Config,
     presets=PRESETS,
+    budget=budget,
     make_trainer=WGANGPTrainer,
 )

@@ -8,13 +8,14 @@ import pytest
 import torch
 
 from methods import METHODS
-from methods.base import PRESET_NAMES, TrainContext
+from methods.base import PRESET_NAMES, TrainContext, parameter_count
 from methods.config import build
 from methods.generator import LSTMGenerator
 from tests.conftest import tiny_generator, tiny_task
 
 PRESETS = ("quick", "long", "paper")
 NAMES = sorted(METHODS)
+ADVERSARY_PARTS = ("discriminator", "critic", "ranker")
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +69,29 @@ def test_long_preset_pretrains_with_the_papers_recipe_on_the_originals_data():
     long = PretrainConfig(**PRETRAIN_PRESETS["long"])
     assert long == PretrainConfig(**PRETRAIN_PRESETS["paper"]) and long.epochs == 120
     assert BenchConfig(**BENCH_PRESETS["long"]).n_train == 9_984  # [HEAD]'s 156 batches of 64
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_budget_counts_the_configs_updates_and_the_adversary_the_trainer_builds(name, task20):
+    spec = METHODS[name]
+    cfg = build(spec.config, name, spec.presets["smoke"], {})
+    budget = spec.budget(cfg, task20.vocab_size, task20.seq_len, task20.train.shape[0])
+    assert budget.generator_updates == cfg.updates
+    trainer, _ = _trainer(name, task20)
+    adversary = [m for k, m in trainer.parts().items() if k in ADVERSARY_PARTS]
+    assert budget.adversary_parameters == sum(parameter_count(m) for m in adversary)
+    assert (budget.adversary_updates == 0) == (budget.adversary_parameters == 0) == (not adversary)
+
+
+def test_budget_of_seqgans_discriminator_by_hand():
+    spec = METHODS["seqgan"]
+    cfg = build(spec.config, "seqgan", spec.presets["smoke"], {})  # E=16, widths 2,3, 8 maps each
+    budget = spec.budget(cfg, 5000, 20, 10_000)
+    conv = (2 * 16 * 8 + 8) + (3 * 16 * 8 + 8)
+    assert budget.adversary_parameters == 5000 * 16 + conv + (16 * 32 + 32) + (16 * 2 + 2)
+    assert budget.adversary_updates == 1 * 1 * (2 * 128 // 64)  # d-steps x epochs x minibatches
+    paper = spec.budget(build(spec.config, "seqgan", {}, {}), 5000, 20, 9_984)
+    assert paper.adversary_updates == 5 * 3 * (2 * 9_984 // 64)  # [HEAD]: 4,680 per G update
 
 
 @pytest.mark.parametrize("name", NAMES)
