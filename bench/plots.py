@@ -13,11 +13,18 @@ from pathlib import Path
 import pandas as pd
 
 
-def plot_quality_diversity(sweep: pd.DataFrame, tidy: pd.DataFrame, path: Path) -> None:
+def plot_quality_diversity(
+    sweep: pd.DataFrame,
+    tidy: pd.DataFrame,
+    path: Path,
+    published: tuple[str, tuple[tuple[float, float, float], ...]] | None = None,
+) -> None:
     """NLL-test against NLL-oracle along each method's temperature sweep (mean over seeds).
 
     `sweep`: method, seed, alpha, nll_oracle, nll_test; `tidy`: tidy results, whose reference
     rows but "uniform" are drawn as stars. Both axes lower is better; alpha = 1 circled.
+    `published`: (label, ((alpha, nll_oracle, nll_test), ...)) of a published sweep, drawn
+    grey and dashed so it is not read as one of this run's methods.
     """
     # imported here: bench.run's spawned workers import this module and would each pay ~1.5 s
     from matplotlib.figure import Figure
@@ -36,6 +43,9 @@ def plot_quality_diversity(sweep: pd.DataFrame, tidy: pd.DataFrame, path: Path) 
                 mfc="none",
                 color=line.get_color(),
             )
+    if published is not None:
+        label, points = published
+        ax.plot([p[1] for p in points], [p[2] for p in points], "x--", color="grey", label=label)
     refs = tidy[tidy.kind == "reference"]
     refs = refs.pivot_table(index="method", columns="metric", values="value")
     for method, row in refs.iterrows():

@@ -19,8 +19,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.budgets import budget_table
 from bench.evaluate import parse_sweep_key
 from bench.plots import plot_curves, plot_quality_diversity
+from bench.published import CACCIA_LABEL, CACCIA_MLE_SWEEP, NLL_ORACLE
 from bench.stats import (
     mean_curve_by_seconds,
     prob_beats_baseline,
@@ -50,8 +52,7 @@ COLUMNS = {
     "perf/setup_s": ("setup s", True),
 }
 HEADLINE = ("final/nll_oracle", "final/nll_test")
-# SeqGAN paper, Table 1 (NLL-oracle on its own oracle file); "Random" matches the unigram row.
-PAPER_TABLE1 = {"unigram": 10.310, "mle": 9.038, "seqgan": 8.736}
+PUBLISHED_COLUMN = "published NLL-oracle"  # on the paper's oracle only (bench.published)
 
 
 def tidy_results(tracker: Tracker, parent: str) -> pd.DataFrame:
@@ -159,8 +160,8 @@ def display_table(tidy: pd.DataFrame, oracle_kind: str = "random") -> pd.DataFra
     if oracle_kind == "seqgan-paper":
         frame.insert(
             1,
-            "paper NLL-oracle",
-            [f"{PAPER_TABLE1[m]:.3f}" if m in PAPER_TABLE1 else "" for m in frame.index],
+            PUBLISHED_COLUMN,
+            [f"{NLL_ORACLE[m].nll_oracle:.3f}" if m in NLL_ORACLE else "" for m in frame.index],
         )
     _add_prob_columns(frame, tidy)
     frame.index.name = "method"
@@ -207,22 +208,26 @@ class Report:
 
 
 def write_report(tracker: Tracker, parent: str, out_dir: Path) -> Report:
-    """Write README.md, table.csv, summary.csv (numeric), results.csv (tidy), sweep.csv and the
-    PNGs into `out_dir`; `publish_report` then puts them on the parent run."""
+    """Write README.md, table.csv, summary.csv (numeric), budgets.csv, results.csv (tidy),
+    sweep.csv and the PNGs into `out_dir`; `publish_report` then puts them on the parent run."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     run = tracker.client.get_run(parent)
     tidy = tidy_results(tracker, parent)
     sweep = sweep_frame(tracker, tidy)
     tidy = with_sweep_summary(tidy, sweep)
-    table = display_table(tidy, run.data.tags.get("oracle_kind", "random"))
+    oracle_kind = run.data.tags.get("oracle_kind", "random")
+    table = display_table(tidy, oracle_kind)
     numbers = summary_table(tidy)
+    budgets = budget_table(tidy)
+    budgets.to_csv(out_dir / "budgets.csv")
     tidy[tidy.metric != ""].drop(columns="run_id").to_csv(out_dir / "results.csv", index=False)
     sweep.to_csv(out_dir / "sweep.csv", index=False)
     table.to_csv(out_dir / "table.csv")
     numbers.to_csv(out_dir / "summary.csv", index=False)
-    _plots(tracker, tidy, sweep, out_dir)
-    (out_dir / "README.md").write_text(_markdown(table, run.data.tags, run.data.params))
+    _plots(tracker, tidy, sweep, out_dir, published=oracle_kind == "seqgan-paper")
+    text = _markdown(table, budgets, run.data.tags, run.data.params, oracle_kind)
+    (out_dir / "README.md").write_text(text)
     return Report(table, numbers)
 
 
@@ -251,6 +256,7 @@ REPORT_FILES = (
     "README.md",
     "table.csv",
     "summary.csv",
+    "budgets.csv",
     "results.csv",
     "sweep.csv",
     "nll_oracle_curve.png",
@@ -298,7 +304,9 @@ def _description(table: pd.DataFrame) -> str:
     )
 
 
-def _plots(tracker: Tracker, tidy: pd.DataFrame, sweep: pd.DataFrame, out_dir: Path) -> None:
+def _plots(
+    tracker: Tracker, tidy: pd.DataFrame, sweep: pd.DataFrame, out_dir: Path, published: bool
+) -> None:
     by_step = {k: curves(tracker, tidy, f"learning_curve/{k}") for k in ("nll_oracle", "nll_test")}
     for k, label in (("nll_oracle", "NLL-oracle"), ("nll_test", "NLL-test")):
         plot_curves(
@@ -314,10 +322,13 @@ def _plots(tracker: Tracker, tidy: pd.DataFrame, sweep: pd.DataFrame, out_dir: P
         "final/nll_oracle",
         xlabel="training seconds (pre-training, then each method)",
     )
-    plot_quality_diversity(sweep, tidy, out_dir / "quality_diversity.png")
+    points = (CACCIA_LABEL, CACCIA_MLE_SWEEP) if published else None
+    plot_quality_diversity(sweep, tidy, out_dir / "quality_diversity.png", published=points)
 
 
-def _markdown(table: pd.DataFrame, tags: dict, params: dict) -> str:
+def _markdown(
+    table: pd.DataFrame, budgets: pd.DataFrame, tags: dict, params: dict, oracle_kind: str
+) -> str:
     lines = [
         f"# seqgan-bench report: experiment run `{tags.get('mlflow.runName', '?')}`",
         "",
@@ -333,6 +344,15 @@ def _markdown(table: pd.DataFrame, tags: dict, params: dict) -> str:
         "a random seed of MLE.",
         "",
         table.to_markdown(),
+        "",
+        *(_published_notes(table) if oracle_kind == "seqgan-paper" else []),
+        "## Budgets",
+        "",
+        "What each method's cells spent after the shared pre-training, and its fraction of the "
+        "same method's `paper` preset (the published schedule) on this task. A number made "
+        "with a fraction of the paper's updates or discriminator is not the paper's number.",
+        "",
+        budgets.to_markdown() if not budgets.empty else "(no budget metrics in this store)",
         "",
         "## Learning curves",
         "",
@@ -355,9 +375,24 @@ def _markdown(table: pd.DataFrame, tags: dict, params: dict) -> str:
     return "\n".join(lines)
 
 
+def _published_notes(table: pd.DataFrame) -> list[str]:
+    rows = [m for m in table.index if m in NLL_ORACLE]
+    return [
+        f"`{PUBLISHED_COLUMN}`: published values on this oracle, measured by others with their "
+        "own budgets and, for some, other models:",
+        "",
+        *(
+            f"- {m}: {NLL_ORACLE[m].nll_oracle:.3f}, {NLL_ORACLE[m].source} "
+            f"({NLL_ORACLE[m].setting})"
+            for m in rows
+        ),
+        "",
+    ]
+
+
 TERMINAL_COLUMNS = (
     "seeds",
-    "paper NLL-oracle",
+    PUBLISHED_COLUMN,
     "NLL-oracle ↓",
     "NLL-test ↓",
     "BLEU-4 ↑",

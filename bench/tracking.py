@@ -78,8 +78,10 @@ SOURCE_PACKAGES = ("bench", "methods", "oracle")
 # neither a cell's nor a pre-training's code imports them (tests/test_layout.py checks it), so
 # they cannot change a result and an edit to them keeps every cell reusable.
 PRESENTATION = (
+    "bench/budgets.py",
     "bench/planning.py",
     "bench/plots.py",
+    "bench/published.py",
     "bench/report.py",
     "bench/rescore.py",
     "bench/sample.py",

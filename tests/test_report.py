@@ -329,3 +329,34 @@ def test_a_store_that_refuses_the_report_is_a_tracking_error_naming_the_parent(
     empty = Report(pd.DataFrame({"x": ["1"]}), summary_long(_tidy([])))
     with pytest.raises(TrackingError, match=parent):
         publish_report(tracker, parent, tmp_path / "out", empty)
+
+
+def test_a_paper_oracle_report_shows_published_numbers_with_sources_and_every_budget(
+    mlflow_uri, tmp_path
+):
+    from bench.report import write_report
+
+    tracker = Tracker(mlflow_uri, "budgets")
+    parent = tracker.start("bench", {"kind": "parent", "oracle_kind": "seqgan-paper"})
+    spent = {"mle": (100, 200, 0, 0, 0, 0), "seqgan": (40, 200, 46, 4680, 631_952, 7_045_402)}
+    for method, (g, pg, d, pd_, n, pn) in spent.items():
+        for seed in (0, 1):
+            tags = dict(kind="method", method=method, seed=str(seed), cell_status="finished")
+            run = tracker.start(f"{method}-s{seed}", tags, parent)
+            budget = {"generator_updates": g, "adversary_updates": d, "adversary_parameters": n}
+            paper = {"generator_updates": pg, "adversary_updates": pd_, "adversary_parameters": pn}
+            metrics = {f"budget/{k}": v for k, v in budget.items()}
+            metrics |= {f"budget/paper_{k}": v for k, v in paper.items()}
+            metrics |= {"final/nll_oracle": 9.0 + seed, "final/nll_test": 8.0}
+            tracker.log_metrics(run, 0, metrics)
+            tracker.end(run)
+    report = write_report(tracker, parent, tmp_path / "out")
+    assert report.table.loc["mle", "published NLL-oracle"] == "9.038"
+    assert report.table.loc["seqgan", "published NLL-oracle"] == "8.736"
+    budgets = pd.read_csv(tmp_path / "out" / "budgets.csv", index_col="method")
+    assert budgets.loc["seqgan", "generator updates"] == "40 (0.2 × paper)"
+    assert budgets.loc["seqgan", "D / critic updates per G update"] == "46 (0.0098 × paper)"
+    assert budgets.loc["mle", "D / critic parameters"] == "—"
+    text = (tmp_path / "out" / "README.md").read_text()
+    assert "- mle: 9.038, SeqGAN Table 1 (120 epochs, lr 1e-2 (original HEAD))" in text
+    assert "## Budgets" in text and "631,952 (0.09 × paper)" in text

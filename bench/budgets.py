@@ -1,0 +1,48 @@
+"""The report's budget table: what each method's cells spent, against its paper preset.
+
+Every cell logs `budget/*` (its config's `methods.base.Budget`) and `budget/paper_*` (the same
+method's `paper` preset on the same task); this module only divides them, so a reader never
+takes a 40-update number for the paper's 200.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+# Budget field -> column header
+HEADERS = {
+    "generator_updates": "generator updates",
+    "adversary_updates": "D / critic updates per G update",
+    "adversary_parameters": "D / critic parameters",
+}
+
+
+def budget_table(tidy: pd.DataFrame) -> pd.DataFrame:
+    """One row per method with budget metrics: 'value (fraction of paper)' per HEADERS column,
+    e.g. '40 (0.20 × paper)'; a method without an adversary shows '—' there. `tidy` is
+    `bench.report.tidy_results`'s frame; the values are the same for every seed of a method
+    (its config), so the first is taken."""
+    rows = tidy[(tidy.kind == "method") & tidy.metric.str.startswith("budget/")]
+    if rows.empty:
+        return pd.DataFrame(columns=list(HEADERS.values()))
+    values = rows.pivot_table(index="method", columns="metric", values="value", aggfunc="first")
+    out = {}
+    for method, row in values.iterrows():
+        out[method] = {
+            header: _cell(row.get(f"budget/{key}"), row.get(f"budget/paper_{key}"))
+            for key, header in HEADERS.items()
+        }
+    frame = pd.DataFrame.from_dict(out, orient="index")
+    frame.index.name = "method"
+    return frame
+
+
+def _cell(value, paper) -> str:
+    if value is None or pd.isna(value):
+        return "?"
+    if value == 0 and (paper is None or paper == 0):
+        return "—"
+    text = f"{value:,.0f}"
+    if paper is None or pd.isna(paper) or paper == 0:
+        return text
+    return f"{text} ({value / paper:.2g} × paper)"

@@ -1,0 +1,43 @@
+"""Published results on the SeqGAN paper's oracle, with their sources and differences.
+
+Read from shared/reference/published-numbers.md (and pg-family.md for RankGAN). Every number is
+NLL-oracle per token in nats at length 20 (lower is better); each carries where it comes from and
+how its setting differs from this suite's, so a report can print them beside its own numbers
+without implying they were measured the same way. Only the paper's oracle file makes them
+comparable: on the random oracle a report shows none.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Published:
+    nll_oracle: float
+    source: str
+    setting: str  # the budget and model behind the number, as published
+
+
+# row name of a report -> its published NLL-oracle on the SeqGAN oracle
+NLL_ORACLE = {
+    "oracle": Published(5.750, "RelGAN Table 1", "the oracle's own samples"),
+    "unigram": Published(10.310, "SeqGAN Table 1 ('Random')", "i.i.d. tokens"),
+    "mle": Published(9.038, "SeqGAN Table 1", "120 epochs, lr 1e-2 (original HEAD)"),
+    "seqgan": Published(
+        8.736, "SeqGAN Table 1", "200 iterations, N = 16, the paper's D and d-steps"
+    ),
+    "rankgan": Published(8.247, "RankGAN Table 1, quoted by RelGAN", "budget not published"),
+}
+
+# Caccia et al. 2020 ("Language GANs Falling Short"), their MLE at logit multipliers alpha:
+# (alpha, NLL-oracle, NLL-test). A DIFFERENT model: a 2-layer LSTM of 128 units with variational
+# dropout and early stopping, on the same oracle, NLL-test on a fresh held-out sample.
+CACCIA_MLE_SWEEP = (
+    (1.0, 9.40, 7.61),
+    (1.27, 8.73, 7.78),
+    (1.5, 8.05, 8.04),
+    (2.0, 6.46, 8.89),
+    (2.5, 5.53, 9.96),
+)
+CACCIA_LABEL = "Caccia et al. 2020 MLE (2x128 LSTM: another model)"
