@@ -29,7 +29,9 @@ baseline every sampled token is pushed up, a sharpening drift that by itself low
 (issue #21 of the original: a constant reward does it). A baseline removes that drift, so
 NLL-oracle may look WORSE than no-baseline SeqGAN although the gradient estimate is better;
 read NLL-gen and train/entropy next to it. `train/q_mean` logs the raw Q mean, comparable with
-SeqGAN's `train/reward` (here `train/reward` is the mean advantage: exactly 0 with "loo").
+SeqGAN's `train/reward`; here `train/reward` is the mean advantage, 0 up to rounding with either
+baseline (LOO advantages sum to 0 over the batch at each position; a sample's "previous"
+advantages telescope to D(Y^b) - V0_b, whose batch sum is 0).
 """
 
 from __future__ import annotations

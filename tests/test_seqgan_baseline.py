@@ -234,8 +234,9 @@ def test_rewards_are_the_advantage_of_the_rollout_q(task, name):
     assert not torch.allclose(a, q)  # the baseline does subtract something
 
 
-def test_step_logs_the_raw_q_mean_and_a_centred_reward(task):
-    out = make_trainer(task, baseline="loo").step()
+@pytest.mark.parametrize("name", sorted(ADVANTAGES))
+def test_step_logs_the_raw_q_mean_and_a_centred_reward(task, name):
+    out = make_trainer(task, baseline=name).step()
     assert 0.0 < out["train/q_mean"] < 1.0 and abs(out["train/reward"]) < 1e-6
     assert {"train/g_loss", "train/d_loss", "perf/rollout_ms"} <= out.keys()
 
