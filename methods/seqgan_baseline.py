@@ -44,7 +44,7 @@ from torch import Tensor
 
 from methods.base import MethodSpec
 from methods.config import ConfigError, hp
-from methods.pg import ROLLOUT_PRESETS, RolloutConfig, RolloutTrainer
+from methods.pg import ROLLOUT_PRESETS, RolloutConfig, RolloutTrainer, budget
 
 Advantage = Callable[[Tensor], Tensor]  # Q (..., B, T) -> A (..., B, T)
 
@@ -130,4 +130,5 @@ METHOD = MethodSpec(
     config=Config,
     presets=PRESETS,
     make_trainer=SeqGANBaselineTrainer,
+    budget=budget,
 )
