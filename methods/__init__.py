@@ -4,7 +4,7 @@ To add a method: write `methods/<name>.py` with a Config, PRESETS, a trainer and
 then add it below. The registry-parametrized tests pick it up automatically.
 """
 
-from methods import gumbel, mle, seqgan, seqgan_baseline, wgan_gp
+from methods import gumbel, maligan, mle, seqgan, seqgan_baseline, wgan_gp
 from methods.base import MethodSpec
 
 METHODS: dict[str, MethodSpec] = {
@@ -16,5 +16,6 @@ METHODS: dict[str, MethodSpec] = {
         wgan_gp.METHOD,
         gumbel.METHOD,
         seqgan_baseline.METHOD,
+        maligan.METHOD,
     )
 }
