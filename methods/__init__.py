@@ -4,10 +4,17 @@ To add a method: write `methods/<name>.py` with a Config, PRESETS, a trainer and
 then add it below. The registry-parametrized tests pick it up automatically.
 """
 
-from methods import gumbel, mle, seqgan, wgan_gp
+from methods import gumbel, mle, rankgan, seqgan, wgan_gp
 from methods.base import MethodSpec
 
 METHODS: dict[str, MethodSpec] = {
     spec.name: spec
-    for spec in (mle.METHOD, seqgan.METHOD, seqgan.CONST_METHOD, wgan_gp.METHOD, gumbel.METHOD)
+    for spec in (
+        mle.METHOD,
+        seqgan.METHOD,
+        seqgan.CONST_METHOD,
+        wgan_gp.METHOD,
+        gumbel.METHOD,
+        rankgan.METHOD,
+    )
 }
