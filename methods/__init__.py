@@ -4,7 +4,7 @@ To add a method: write `methods/<name>.py` with a Config, PRESETS, a trainer and
 then add it below. The registry-parametrized tests pick it up automatically.
 """
 
-from methods import gumbel, maligan, mle, seqgan, seqgan_baseline, wgan_gp
+from methods import gumbel, maligan, mle, rankgan, seqgan, seqgan_baseline, wgan_gp
 from methods.base import MethodSpec
 
 METHODS: dict[str, MethodSpec] = {
@@ -17,5 +17,6 @@ METHODS: dict[str, MethodSpec] = {
         gumbel.METHOD,
         seqgan_baseline.METHOD,
         maligan.METHOD,
+        rankgan.METHOD,
     )
 }

@@ -3,7 +3,8 @@
 The network of SeqGAN (Yu et al., AAAI-17) as in its code ([HEAD] = LantaoYu/SeqGAN at e2b52fb,
 discriminator.py; see shared/reference/seqgan-original.md). It takes plain filter widths and map
 counts, not a method's Config, so every method that rewards a generator with a classifier's
-verdict (SeqGAN, and later MaliGAN, RankGAN, ...) builds it from its own fields.
+verdict (SeqGAN, and later MaliGAN, ...) builds it from its own fields. RankGAN's ranker is this
+network without its class layer: `hidden`, the highway output, is its sentence feature.
 
 `WindowScorer`, the per-token-table view of this network that the fast rollout scores with, lives
 in methods/rollout.py, not here: its prefix/completion split of the windows is the rollout's
@@ -89,13 +90,18 @@ class Discriminator(nn.Module):
 
     def head(self, features: Tensor, dropout_rng: torch.Generator | None = None) -> Tensor:
         """Highway, dropout (only when a generator is given: training), output logits (B, 2)."""
+        return self.out(self.hidden(features, dropout_rng))  # (B, 2)
+
+    def hidden(self, features: Tensor, dropout_rng: torch.Generator | None = None) -> Tensor:
+        """The highway output (B, F), after dropout when a generator is given: the class
+        layer's input, and RankGAN's ranker feature (which has no class layer)."""
         transform, gate = self.highway(features).chunk(2, dim=-1)  # (B, F) each
         t = torch.sigmoid(gate)
         h = t * F.relu(transform) + (1 - t) * features  # (B, F)
         if dropout_rng is not None:
             keep = torch.rand(h.shape, generator=dropout_rng, device=h.device) < self.dropout_keep
             h = h * keep / self.dropout_keep  # TF dropout: scale the kept units by 1/keep
-        return self.out(h)  # (B, 2)
+        return h
 
     def forward(self, x: Tensor, dropout_rng: torch.Generator | None = None) -> Tensor:
         return self.head(self.features(x), dropout_rng)

@@ -4,8 +4,16 @@ Q(Y_{1:t-1}, y_t), (B, T), for samples Y ~ G: the mean of D(real) over N complet
 prefix Y_{1:t} drawn from the generator itself (t < T), and D(Y) at t = T, as [HEAD]
 rollout.py `get_reward` computes it. Its API takes a generator, a `Discriminator`, the
 samples, N and the random generator, and nothing of any method's Config, so every method that
-rewards tokens with a classifier's verdict on completions (SeqGAN, and later MaliGAN, RankGAN,
-SeqGAN with a baseline) calls the same functions; `Rollout` is their common signature.
+rewards tokens with a classifier's verdict on completions (SeqGAN, and later MaliGAN, SeqGAN with
+a baseline) calls the same functions; `Rollout` is their common signature.
+
+A method whose reward is not P(real) of each completion on its own scores the same completions
+with its own `Score` (a function of D's pooled conv features) and turns the scores into rewards
+itself: `fast_rollout_scores` / `reference_rollout_scores` return every completion's score,
+(N, B, T-1), and the full samples' (B,). RankGAN (methods/rankgan.py) does: its ranker's highway
+output is compared with reference sentences, then softmaxed over the other completions of the
+same (rollout, position). `fast_rollout_rewards` is the same loop with score = P(real), averaged
+over the N completions as it goes.
 
 Two rollouts compute the same estimator. `reference_rollout_rewards` mirrors the original's
 `get_reward` loop for loop (for tests and the benchmark). `fast_rollout_rewards` is the one the
@@ -28,7 +36,7 @@ shared/reference/seqgan-original.md.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -40,6 +48,9 @@ from methods.generator import LSTMGenerator
 # ----- the rollouts: Q(Y_{1:t-1}, y_t), (B, T) -----
 
 Rollout = Callable[[LSTMGenerator, Discriminator, Tensor, int, torch.Generator], Tensor]
+# (the current D's WindowScorer, pooled conv features (M, F)) -> one score per sequence (M,);
+# WindowScorer.prob_real is one
+Score = Callable[["WindowScorer", Tensor], Tensor]
 
 
 @torch.no_grad()
@@ -61,6 +72,28 @@ def reference_rollout_rewards(
             rewards[:, given - 1] += discriminator.prob_real(y)
         rewards[:, seq_len - 1] += discriminator.prob_real(x)
     return rewards / n_rollouts
+
+
+@torch.no_grad()
+def reference_rollout_scores(
+    generator: LSTMGenerator,
+    discriminator: Discriminator,
+    x: Tensor,
+    n_rollouts: int,
+    rng: torch.Generator,
+    score: Score,
+) -> tuple[Tensor, Tensor]:
+    """`fast_rollout_scores` by the original's loops: each completion re-encoded from the start
+    token and sampled with torch.multinomial, D's features by the plain forward. A separate
+    function, so `reference_rollout_rewards` (D's own softmax head) stays the original's."""
+    batch, seq_len = x.shape
+    scorer = WindowScorer(discriminator)  # only its head is used here, not its tables
+    scores = torch.empty(n_rollouts, batch, seq_len - 1, device=x.device)
+    for k in range(n_rollouts):
+        for given in range(1, seq_len):
+            y = _complete_from_start(generator, x, given, rng)  # (B, T)
+            scores[k, :, given - 1] = score(scorer, discriminator.features(y))
+    return scores, score(scorer, discriminator.features(x))  # (N, B, T-1), (B,)
 
 
 def _complete_from_start(
@@ -95,12 +128,65 @@ def fast_rollout_rewards(
     A `workspace` kept by the caller across calls saves re-allocating the big temporaries.
     """
     batch, seq_len = x.shape
+    rewards = torch.empty(batch, seq_len, device=x.device)
+    scored = _scored_completions(
+        generator, discriminator, x, n_rollouts, rng, WindowScorer.prob_real, chunk, workspace
+    )
+    for rows, g, d_real in scored:
+        if g < seq_len:  # (N*b,): the N completions of each prefix in rows
+            rewards[rows, g - 1] = d_real.view(n_rollouts, -1).mean(dim=0)  # own completions only
+        else:
+            rewards[:, -1] = d_real  # D(x)
+    return rewards
+
+
+@torch.no_grad()
+def fast_rollout_scores(
+    generator: LSTMGenerator,
+    discriminator: Discriminator,
+    x: Tensor,
+    n_rollouts: int,
+    rng: torch.Generator,
+    score: Score,
+    chunk: int = 1024,
+    workspace: Workspace | None = None,
+) -> tuple[Tensor, Tensor]:
+    """`score` of every completion, (N, B, T-1): [k, b, g-1] is the k-th completion of x[b, :g];
+    and of the full samples x themselves (B,). The completions are those `fast_rollout_rewards`
+    draws from the same rng state (same chunking, same order of random draws)."""
+    batch, seq_len = x.shape
+    scores = torch.empty(n_rollouts, batch, seq_len - 1, device=x.device)
+    full = torch.empty(batch, device=x.device)
+    scored = _scored_completions(
+        generator, discriminator, x, n_rollouts, rng, score, chunk, workspace
+    )
+    for rows, g, s in scored:
+        if g < seq_len:
+            scores[:, rows, g - 1] = s.view(n_rollouts, -1)  # (N, b)
+        else:
+            full[:] = s
+    return scores, full
+
+
+def _scored_completions(
+    generator: LSTMGenerator,
+    discriminator: Discriminator,
+    x: Tensor,
+    n_rollouts: int,
+    rng: torch.Generator,
+    score: Score,
+    chunk: int,
+    workspace: Workspace | None,
+) -> Iterator[tuple[slice, int, Tensor]]:
+    """The fast rollout's loop: yields (rows, g, scores (N*b,), row i*b + j = completion i of
+    x[rows][j, :g]) for each chunk of rows and g = 1..T-1, then (all rows, T, x's scores (B,)).
+    Each score is consumed before the next is computed: it may view the workspace."""
+    batch, seq_len = x.shape
     workspace = workspace or Workspace()
     steps = StepTables(generator)
     scorer = WindowScorer(discriminator, workspace)  # lookup tables of the current D
     states, first = steps.encode(x)
     prefix = scorer.prefix_features(x)  # per bank (T+1, B, n)
-    rewards = torch.empty(batch, seq_len, device=x.device)
     per_chunk = max(1, chunk // n_rollouts)
     for lo in range(0, batch, per_chunk):
         rows = slice(lo, lo + per_chunk)
@@ -108,10 +194,8 @@ def fast_rollout_rewards(
             h, c = states[g][0][rows], states[g][1][rows]  # (b, H): after reading x[:, :g]
             y = steps.complete(x[rows], g, first[rows, g], (h, c), n_rollouts, rng, workspace)
             shared = [p[g, rows] for p in prefix]  # (b, n) per bank
-            d_real = scorer.prob_real(scorer.completion_features(y, g, shared))  # (N*b,)
-            rewards[rows, g - 1] = d_real.view(n_rollouts, -1).mean(dim=0)  # own completions only
-    rewards[:, -1] = scorer.prob_real(torch.cat([p[seq_len] for p in prefix], dim=1))  # D(x)
-    return rewards
+            yield rows, g, score(scorer, scorer.completion_features(y, g, shared))  # (N*b,)
+    yield slice(None), seq_len, score(scorer, torch.cat([p[seq_len] for p in prefix], dim=1))
 
 
 def completions_scored(batch: int, seq_len: int, n_rollouts: int) -> int:
@@ -311,12 +395,18 @@ class WindowScorer:
             lo += self.maps[i]
         return feats
 
-    def prob_real(self, features: Tensor) -> Tensor:
-        """D's probability of "real" (M,) from features (M, F): `Discriminator.head` without
-        dropout, rearranged in place (t*relu(a) + (1-t)*f = f + t*(relu(a) - f))."""
+    def highway(self, features: Tensor) -> Tensor:
+        """D's highway output (M, F) from features (M, F), dropout off (`Discriminator.hidden`),
+        rearranged in place (t*relu(a) + (1-t)*f = f + t*(relu(a) - f)). It views the
+        workspace: valid until the next call."""
         n = features.shape[1]
         z = self.workspace.get("highway", (features.shape[0], 2 * n), features)  # (M, 2F)
         torch.addmm(self.highway_b, features, self.highway_w, out=z)
         t = z[:, n:].sigmoid_()  # (M, F): the gate
-        h = z[:, :n].relu_().sub_(features).mul_(t).add_(features)  # (M, F)
+        return z[:, :n].relu_().sub_(features).mul_(t).add_(features)  # (M, F)
+
+    def prob_real(self, features: Tensor) -> Tensor:
+        """D's probability of "real" (M,) from features (M, F): `Discriminator.head` without
+        dropout, the 2-way softmax as a sigmoid."""
+        h = self.highway(features)  # (M, F)
         return torch.sigmoid(torch.mv(h, self.out_w).add_(self.out_b))  # (M,)
