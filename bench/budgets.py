@@ -1,8 +1,8 @@
 """The report's budget table: what each method's cells spent, against its paper preset.
 
-Every cell logs `budget/*` (its config's `methods.base.Budget`) and `budget/paper_*` (the same
-method's `paper` preset on the same task); this module only divides them, so a reader never
-takes a 40-update number for the paper's 200.
+Every cell logs `resources/*` (its config's `methods.base.Budget`; a namespace that sorts after
+`final/*`) and `resources/paper_*` (the same method's `paper` preset on the same task); this
+module only divides them, so a reader never takes a 40-update number for the paper's 200.
 """
 
 from __future__ import annotations
@@ -19,17 +19,17 @@ HEADERS = {
 
 def budget_table(tidy: pd.DataFrame) -> pd.DataFrame:
     """One row per method with budget metrics: 'value (fraction of paper)' per HEADERS column,
-    e.g. '40 (0.20 × paper)'; a method without an adversary shows '—' there. `tidy` is
+    e.g. '40 (0.2 × paper)'; a method without an adversary shows '—' there. `tidy` is
     `bench.report.tidy_results`'s frame; the values are the same for every seed of a method
     (its config), so the first is taken."""
-    rows = tidy[(tidy.kind == "method") & tidy.metric.str.startswith("budget/")]
+    rows = tidy[(tidy.kind == "method") & tidy.metric.str.startswith("resources/")]
     if rows.empty:
         return pd.DataFrame(columns=list(HEADERS.values()))
     values = rows.pivot_table(index="method", columns="metric", values="value", aggfunc="first")
     out = {}
     for method, row in values.iterrows():
         out[method] = {
-            header: _cell(row.get(f"budget/{key}"), row.get(f"budget/paper_{key}"))
+            header: _cell(row.get(f"resources/{key}"), row.get(f"resources/paper_{key}"))
             for key, header in HEADERS.items()
         }
     frame = pd.DataFrame.from_dict(out, orient="index")

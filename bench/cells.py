@@ -290,15 +290,15 @@ def _restore(trainer, rng: torch.Generator, saved: dict) -> tuple[float, list, L
 
 
 def budget_metrics(method: str, cfg, task: Task) -> dict[str, float]:
-    """`budget/*` of this cell's config and `budget/paper_*` of the method's paper preset, on
+    """`resources/*` of this cell's config and `resources/paper_*` of the method's paper preset, on
     the same task: what the report's budget table divides."""
     spec = METHODS[method]
     sizes = (task.vocab_size, task.seq_len, task.train.shape[0])
     paper = build(spec.config, method, spec.presets["paper"], {})
     out = {}
     for prefix, budget in (
-        ("budget/", spec.budget(cfg, *sizes)),
-        ("budget/paper_", spec.budget(paper, *sizes)),
+        ("resources/", spec.budget(cfg, *sizes)),
+        ("resources/paper_", spec.budget(paper, *sizes)),
     ):
         out |= {f"{prefix}{k}": float(v) for k, v in dataclasses.asdict(budget).items()}
     return out

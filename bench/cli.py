@@ -83,7 +83,7 @@ def build_parser() -> OneLineParser:
         default="quick",
         choices=PRESET_NAMES,
         help="smoke: under a minute, for tests; quick (default): the whole suite in "
-        "~20 min on 2 CPU cores; long: every method's published number of generator updates "
+        "~20 min on 2 CPU cores; long: every method's paper-preset number of generator updates "
         "and the paper's pre-training, with quick's reduced discriminators (CPU-sized); paper: "
         "the SeqGAN paper's schedule, for a GPU",
     )

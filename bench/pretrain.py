@@ -78,7 +78,8 @@ class PretrainConfig:
     n_valid: int = hp(
         10_000,
         "oracle samples in the validation split early stopping watches (its own seed; rows "
-        "also in train or test are dropped); unused when early stopping is off",
+        "also in train or test are dropped); read only when early stopping is on (but, like "
+        "every field, part of the pre-training's cache key)",
         source="the size of the held-out set (bench.n_test)",
         check="positive",
     )
@@ -146,6 +147,7 @@ def pretrained_generator(
     tick: Callable[[Metrics], None] = lambda s: None,
 ) -> tuple[LSTMGenerator, int, float]:
     """(generator on device, its update count, its training seconds); trained once, cached.
+    With early stopping the seconds include the patience epochs after the best one.
 
     Its learning curve goes to `log` as it is measured, or at once from the cache. With early
     stopping the curve also holds `learning_curve/nll_valid` (the whole validation split), the

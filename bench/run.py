@@ -15,9 +15,7 @@ from bench.allocator import keep_freed_memory
 from bench.cells import Invocation, plan_cells, run_references
 from bench.cli import Plan, check_writable, make_plan
 from bench.executors import run_cells
-from bench.planning import print_plan
 from bench.progress import CellProgress
-from bench.report import print_table, publish_report, write_report
 from bench.tracking import (
     Tracker,
     TrackingError,
@@ -33,6 +31,8 @@ from oracle.model import OracleFileError
 
 def execute(plan: Plan) -> int:
     if plan.plan_only:
+        from bench.planning import print_plan  # here: spawned workers re-import this module
+
         return print_plan(plan)
     keep_freed_memory()  # every update would page-fault its temporaries afresh otherwise
     out_dir = plan.reports_dir / plan.experiment
@@ -85,6 +85,10 @@ def execute(plan: Plan) -> int:
 
 
 def report(tracker: Tracker, parent: str, plan: Plan) -> int:
+    # imported here, not at the top: a `--jobs` worker is spawned by re-importing this module,
+    # and the report code must stay out of every cell's process (bench.tracking.PRESENTATION)
+    from bench.report import print_table, publish_report, write_report
+
     out_dir = plan.reports_dir / plan.experiment
     rebuild = (
         f"python -m bench.report --experiment {plan.experiment} --run-id {parent} "

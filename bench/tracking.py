@@ -74,7 +74,8 @@ def git_commit() -> str:
 
 
 SOURCE_PACKAGES = ("bench", "methods", "oracle")
-# Modules that only read the store and render (reports, plots, the plan, re-scoring, sampling):
+# Modules that only read the store and render, or re-score kept generators into new runs
+# (reports, budgets, published numbers, plots, the plan, re-scoring, sampling):
 # neither a cell's nor a pre-training's code imports them (tests/test_layout.py checks it), so
 # they cannot change a result and an edit to them keeps every cell reusable.
 PRESENTATION = (

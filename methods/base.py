@@ -19,7 +19,7 @@ from methods.generator import LSTMGenerator
 if TYPE_CHECKING:  # oracle.data imports methods.generator: a runtime import here would cycle
     from oracle.data import Task
 
-# smoke: tests; quick: the default, reduced budgets; long: every method's published number of
+# smoke: tests; quick: the default, reduced budgets; long: every method's paper-preset number of
 # generator updates with quick's reduced adversary work (CPU-sized); paper: everything published
 PRESET_NAMES = ("smoke", "quick", "long", "paper")
 

@@ -146,7 +146,7 @@ PRESETS = {
     # 64x4x64 critic); a loaded machine was up to ~1.7x slower; beta still annealed 1 -> ~100;
     # 10 evaluations
     "quick": dict(updates=160, eval_every=16, critic_steps=3, critic_num_filters=64),
-    # long: RelGAN's 3,000 generator updates (the full beta annealing) with quick's critic
+    # long: RelGAN's 3,000 generator updates (beta annealed over all of them) with quick's critic
     "long": dict(eval_every=200, critic_steps=3, critic_num_filters=64),
     "paper": {},
 }

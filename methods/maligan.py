@@ -6,7 +6,9 @@ The optimal discriminator for the current generator p_theta is D*(x) = p_d(x) / 
 p_theta(x)), so r_D(x) = D(x) / (1 - D(x)) = p_d(x) / p_theta(x) exactly when D = D*. Weighting
 the generator's own samples Y_1..Y_B by normalised r_D therefore estimates the maximum-likelihood
 gradient E_{p_d}[grad log p_theta] (the paper's Sec. 3.2 analysis, [PAPER], unverified here; the
-oracle-discriminator test in tests/test_maligan.py checks it exactly on a small problem):
+oracle-discriminator test in tests/test_maligan.py checks it with the exact D* on a small
+problem: the mean update tends to the MLE gradient as B grows, with the O(1/B) bias of
+self-normalisation):
 
     grad = sum_b (w_b - 1/B) grad log p_theta(Y_b),   w_b = r_D(Y_b) / sum_j r_D(Y_j)
 

@@ -62,7 +62,7 @@ PRESETS = {
     "smoke": dict(updates=10, eval_every=5),
     # quick: tuned on 2 CPU cores so the whole suite fits 20 minutes (see README "Presets")
     "quick": dict(updates=100, eval_every=10),
-    # long: the paper's 200 continued updates (as many as SeqGAN's adversarial iterations)
+    # long: the paper preset's 200 continued updates (as many as SeqGAN's adversarial iterations)
     "long": dict(eval_every=10),
     "paper": {},
 }

@@ -2,11 +2,11 @@
 and its d-steps, and (for the methods that reward each token) the Monte-Carlo rollout.
 
 SeqGAN (methods/seqgan.py), MaliGAN (methods/maligan.py), RankGAN (methods/rankgan.py) and
-SeqGAN with a baseline (methods/seqgan_baseline.py) differ only in how a sampled batch is
-rewarded; everything else is SeqGAN's procedure as in its code ([HEAD] = LantaoYu/SeqGAN at
-e2b52fb; shared/reference/seqgan-original.md). Starting from the shared MLE pre-training, a
-`PGTrainer` pre-trains the discriminator D (`d_pretrain_steps` d-steps), then every `step()` is
-one adversarial iteration:
+SeqGAN with a baseline (methods/seqgan_baseline.py) differ mainly in how a sampled batch is
+rewarded (RankGAN also trains its ranker its own way); everything else is SeqGAN's procedure as
+in its code ([HEAD] = LantaoYu/SeqGAN at e2b52fb; shared/reference/seqgan-original.md).
+Starting from the shared MLE pre-training, a `PGTrainer` pre-trains the discriminator D
+(`d_pretrain_steps` d-steps), then every `step()` is one adversarial iteration:
 
 1. sample a batch Y ~ G and compute its per-token rewards A (B, T): the method's `rewards`;
 2. one policy-gradient update, loss = -sum_{b,t} log G(y_t | Y_{1:t-1}) * A[b, t] (a sum over

@@ -39,8 +39,9 @@ over U (a mean of per-reference softmaxes); only the official code's sum-then-on
 rollout graph reads the current generator's weights; seqgan-original.md §3.3), so the rollout
 samples from the current generator, as SeqGAN's here.
 
-Sizes (pitfall 4): the reward's comparison set is the generator batch (`batch_size`: 64 in
-smoke/quick, [CODE]'s 32 in paper), the ranker's the minibatch (`discriminator_batch_size`, 64).
+Sizes (pitfall 4): the reward's comparison set is the generator batch (`batch_size`: 16 in
+smoke, 64 in quick and long, [CODE]'s 32 in paper), the ranker's the minibatch
+(`discriminator_batch_size`, 64).
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ Q(Y_{1:t-1}, y_t), (B, T), for samples Y ~ G: the mean of D(real) over N complet
 prefix Y_{1:t} drawn from the generator itself (t < T), and D(Y) at t = T, as [HEAD]
 rollout.py `get_reward` computes it. Its API takes a generator, a `Discriminator`, the
 samples, N and the random generator, and nothing of any method's Config, so every method that
-rewards tokens with a classifier's verdict on completions (SeqGAN, and later MaliGAN, SeqGAN with
-a baseline) calls the same functions; `Rollout` is their common signature.
+rewards tokens with a classifier's verdict on completions (SeqGAN, SeqGAN with a baseline) calls
+the same functions; `Rollout` is their common signature.
 
 A method whose reward is not P(real) of each completion on its own scores the same completions
 with its own `Score` (a function of D's pooled conv features) and turns the scores into rewards

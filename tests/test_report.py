@@ -345,8 +345,8 @@ def test_a_paper_oracle_report_shows_published_numbers_with_sources_and_every_bu
             run = tracker.start(f"{method}-s{seed}", tags, parent)
             budget = {"generator_updates": g, "adversary_updates": d, "adversary_parameters": n}
             paper = {"generator_updates": pg, "adversary_updates": pd_, "adversary_parameters": pn}
-            metrics = {f"budget/{k}": v for k, v in budget.items()}
-            metrics |= {f"budget/paper_{k}": v for k, v in paper.items()}
+            metrics = {f"resources/{k}": v for k, v in budget.items()}
+            metrics |= {f"resources/paper_{k}": v for k, v in paper.items()}
             metrics |= {"final/nll_oracle": 9.0 + seed, "final/nll_test": 8.0}
             tracker.log_metrics(run, 0, metrics)
             tracker.end(run)

@@ -184,7 +184,7 @@ def test_valid_baselines_lower_the_per_batch_error_and_the_default_lowest(enumer
     assert mse["loo"] < mse["none"] / 4 and mse["previous"] < mse["none"] / 4, mse
     default = dataclasses.fields(Config)[-1]
     assert default.name == "baseline"
-    assert mse[default.default] == min(mse.values()), mse  # the help text states these numbers
+    assert mse[default.default] == min(mse.values()), mse  # the help text's numbers: this ordering
 
 
 def test_the_test_detects_a_scale_bias(enumerated):
