@@ -466,6 +466,9 @@ def test_an_interrupted_jobs_run_leaves_no_run_running(tmp_path, mlflow_uri):
         [sys.executable, "-m", "bench.run", *argv],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        # as a terminal's Ctrl-C finds it: a test runner started in the background by a shell
+        # without job control inherits SIGINT ignored, and Python then never raises on it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
     def cells_running():
