@@ -34,6 +34,16 @@ def tiny_generator(task: Task, seed: int = 0, std: float = 0.1) -> LSTMGenerator
     return gen.init_normal_(std, torch.Generator().manual_seed(seed))
 
 
+def one_token_generator(task, token: int):
+    """Every step puts all its mass on `token`: completions are deterministic."""
+    gen = tiny_generator(task, std=1.0)
+    with torch.no_grad():
+        gen.out.weight.zero_()
+        gen.out.bias.fill_(-1000.0)
+        gen.out.bias[token] = 0.0
+    return gen
+
+
 @pytest.fixture
 def task() -> Task:
     return tiny_task()

@@ -25,7 +25,7 @@ from methods.rollout import (
     reference_rollout_rewards,
     reference_rollout_scores,
 )
-from tests.conftest import tiny_generator
+from tests.conftest import one_token_generator, tiny_generator
 
 V, T = 50, 8
 
@@ -41,16 +41,6 @@ def tokens(shape, seed):
 def random_ranker(seed=1):
     d = Discriminator(V, T, 16, (1, 2, 3, 5, 8), (4, 6, 5, 3, 7))
     return d.init_original_(rng(seed))
-
-
-def one_token_generator(task, token):
-    """Every step puts all its mass on `token`: completions are deterministic."""
-    gen = tiny_generator(task, std=1.0)
-    with torch.no_grad():
-        gen.out.weight.zero_()
-        gen.out.bias.fill_(-1000.0)
-        gen.out.bias[token] = 0.0
-    return gen
 
 
 def rank_score_fn(direction, gamma=1.0):

@@ -19,7 +19,7 @@ from methods.rollout import (
     sample_blocked,
 )
 from methods.seqgan import PRESETS, Config, ConstConfig, ConstRewardTrainer, SeqGANTrainer
-from tests.conftest import tiny_generator
+from tests.conftest import one_token_generator, tiny_generator
 
 V, T = 50, 8
 ROLLOUTS = {"fast": fast_rollout_rewards, "reference": reference_rollout_rewards}
@@ -33,16 +33,6 @@ def random_discriminator(seed: int = 1, sharpness: float = 6.0) -> Discriminator
     with torch.no_grad():
         d.out.weight.mul_(sharpness)
     return d
-
-
-def one_token_generator(task, token: int):
-    """Every step puts all its mass on `token`: completions are deterministic."""
-    gen = tiny_generator(task, std=1.0)
-    with torch.no_grad():
-        gen.out.weight.zero_()
-        gen.out.bias.fill_(-1000.0)
-        gen.out.bias[token] = 0.0
-    return gen
 
 
 def tokens(shape, seed, low=0):
