@@ -101,3 +101,43 @@ def plot_curves(
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+
+
+def plot_pretrain_curves(curves: pd.DataFrame, path: Path, published: float | None = None) -> None:
+    """The MLE pre-training's curves against epochs: NLL-oracle (left), NLL-test and, where
+    early stopping measured it, NLL-valid (right); mean over seeds, band min..max, the kept
+    epochs as dotted verticals. All lower is better.
+
+    `curves`: seed, epoch, metric, value (`bench.pretrain_report.pretrain_curves`); `published`:
+    a published NLL-oracle of the same recipe, drawn as a grey dashed line on the left.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 4))
+    left, right = fig.subplots(1, 2)
+    panels = ((left, ("nll_oracle",)), (right, ("nll_test", "nll_valid")))
+    labels = {"nll_oracle": "NLL-oracle", "nll_test": "NLL-test", "nll_valid": "NLL-valid"}
+    for ax, metrics in panels:
+        for metric in metrics:
+            part = curves[curves.metric == metric]
+            if part.empty:
+                continue
+            g = part.groupby("epoch").value
+            mean = g.mean()
+            (line,) = ax.plot(mean.index, mean.to_numpy(), label=labels[metric])
+            if part.seed.nunique() > 1:
+                lo, hi = g.min().to_numpy(), g.max().to_numpy()
+                ax.fill_between(mean.index, lo, hi, alpha=0.2, color=line.get_color())
+        for epoch in curves[curves.metric == "best_step"].epoch:
+            ax.axvline(epoch, ls=":", lw=1, color="grey")
+        ax.set_xlabel("pre-training epoch")
+        ax.set_ylabel("per-token NLL ↓")
+        ax.grid(alpha=0.3)
+    if published is not None:
+        left.axhline(published, ls="--", lw=1, color="grey", label=f"published {published:.3f}")
+    for ax in (left, right):
+        ax.legend(fontsize=8)
+    left.set_title("quality: NLL-oracle of samples")
+    right.set_title("coverage: NLL of held-out data")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)

@@ -21,7 +21,8 @@ import pandas as pd
 
 from bench.budgets import budget_table
 from bench.evaluate import parse_sweep_key
-from bench.plots import plot_curves, plot_quality_diversity
+from bench.plots import plot_curves, plot_pretrain_curves, plot_quality_diversity
+from bench.pretrain_report import pretrain_curves, pretrain_runs, pretrain_section
 from bench.published import CACCIA_LABEL, CACCIA_MLE_SWEEP, NLL_ORACLE
 from bench.stats import (
     mean_curve_by_seconds,
@@ -209,7 +210,8 @@ class Report:
 
 def write_report(tracker: Tracker, parent: str, out_dir: Path) -> Report:
     """Write README.md, table.csv, summary.csv (numeric), budgets.csv, results.csv (tidy),
-    sweep.csv and the PNGs into `out_dir`; `publish_report` then puts them on the parent run."""
+    sweep.csv, pretrain.csv (the pre-training's curves) and the PNGs into `out_dir`;
+    `publish_report` then puts them on the parent run."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     run = tracker.client.get_run(parent)
@@ -226,9 +228,28 @@ def write_report(tracker: Tracker, parent: str, out_dir: Path) -> Report:
     table.to_csv(out_dir / "table.csv")
     numbers.to_csv(out_dir / "summary.csv", index=False)
     _plots(tracker, tidy, sweep, out_dir, published=oracle_kind == "seqgan-paper")
-    text = _markdown(table, budgets, run.data.tags, run.data.params, oracle_kind)
+    params = run.data.params
+    pretrain = _pretrain(tracker, parent, params, out_dir, oracle_kind)
+    text = _markdown(table, budgets, run.data.tags, params, oracle_kind, pretrain)
     (out_dir / "README.md").write_text(text)
     return Report(table, numbers)
+
+
+def _pretrain(
+    tracker: Tracker, parent: str, params: dict, out_dir: Path, oracle_kind: str
+) -> list[str]:
+    """pretrain.csv, pretrain_curve.png and the Markdown section of the invocation's MLE
+    pre-training; nothing for a store whose parent run lacks the settings to count epochs."""
+    if "bench.n_train" not in params or "pretrain.batch_size" not in params:
+        return []
+    per_epoch = int(params["bench.n_train"]) // int(params["pretrain.batch_size"])
+    curves = pretrain_curves(tracker, pretrain_runs(tracker, parent), per_epoch)
+    curves.to_csv(out_dir / "pretrain.csv", index=False)
+    if curves.empty:
+        return []
+    published = NLL_ORACLE["mle"].nll_oracle if oracle_kind == "seqgan-paper" else None
+    plot_pretrain_curves(curves, out_dir / "pretrain_curve.png", published)
+    return pretrain_section(curves, params, oracle_kind, params.get("bench.curve_samples", "?"))
 
 
 def summary_table(tidy: pd.DataFrame) -> pd.DataFrame:
@@ -259,6 +280,8 @@ REPORT_FILES = (
     "budgets.csv",
     "results.csv",
     "sweep.csv",
+    "pretrain.csv",
+    "pretrain_curve.png",
     "nll_oracle_curve.png",
     "nll_test_curve.png",
     "nll_oracle_vs_seconds.png",
@@ -328,7 +351,12 @@ def _plots(
 
 
 def _markdown(
-    table: pd.DataFrame, budgets: pd.DataFrame, tags: dict, params: dict, oracle_kind: str
+    table: pd.DataFrame,
+    budgets: pd.DataFrame,
+    tags: dict,
+    params: dict,
+    oracle_kind: str,
+    pretrain: list[str],
 ) -> str:
     lines = [
         f"# seqgan-bench report: experiment run `{tags.get('mlflow.runName', '?')}`",
@@ -355,6 +383,7 @@ def _markdown(
         "",
         budgets.to_markdown() if not budgets.empty else "(no budget metrics in this store)",
         "",
+        *pretrain,
         "## Learning curves",
         "",
         "Mean over seeds, band min..max. Every method starts from the same cached MLE "

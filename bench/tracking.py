@@ -82,6 +82,7 @@ PRESENTATION = (
     "bench/budgets.py",
     "bench/planning.py",
     "bench/plots.py",
+    "bench/pretrain_report.py",
     "bench/published.py",
     "bench/report.py",
     "bench/rescore.py",
