@@ -163,7 +163,7 @@ def pretrain_section(
             f"sequences (patience {patience} evaluations, every "
             f"{params.get('pretrain.eval_every', '?')} epochs)"
             if patience
-            else "no early stopping (the original code)"
+            else "no early stopping (as the original code)"
         )
     )
     row = {
@@ -181,11 +181,12 @@ def pretrain_section(
         )
     table = pd.DataFrame([row], index=pd.Index(["pre-training (MLE)"], name="generator"))
     fit = overfit_summary(curves)
+    samples = f"{int(curve_samples):,}" if curve_samples.isdigit() else curve_samples
     lines = [
         "## MLE pre-training (every method's start)",
         "",
         f"Recipe: {recipe}. The NLLs are those of the generator it kept, measured on the "
-        f"learning curve's {curve_samples} samples (not the final evaluation's), mean over "
+        f"learning curve's {samples} samples (not the final evaluation's), mean over "
         "seeds with its 95% Student-t interval.",
         "",
         table.to_markdown(),
