@@ -137,6 +137,10 @@ def _count(params: dict[str, str], key: str) -> str:
     return f"{int(value):,}" if value.isdigit() else value
 
 
+def _epochs(n: str) -> str:
+    return "epoch" if n == "1" else f"{n} epochs"
+
+
 def _interval(values: pd.Series) -> str:
     m, lo, hi = mean_ci(values.dropna().to_numpy())
     if values.dropna().size < 2:
@@ -160,8 +164,8 @@ def pretrain_section(
         "training sequences, "
         + (
             f"early stopping on a validation split of {_count(params, 'pretrain.n_valid')} "
-            f"sequences (patience {patience} evaluations, every "
-            f"{params.get('pretrain.eval_every', '?')} epochs)"
+            f"sequences (patience {patience} evaluations, one every "
+            f"{_epochs(params.get('pretrain.eval_every', '?'))})"
             if patience
             else "no early stopping (as the original code)"
         )

@@ -320,8 +320,8 @@ def _description(table: pd.DataFrame) -> str:
         [
             "Mean over seeds [95% Student-t interval]; NLLs per token in nats. The report files "
             "(README.md with the plots, table.csv, summary.csv, budgets.csv, results.csv, "
-            "sweep.csv) are this run's artifacts; `<method>/<metric>_mean`, `_lo`, `_hi` are its "
-            "metrics.",
+            "sweep.csv, pretrain.csv) are this run's artifacts; `<method>/<metric>_mean`, "
+            "`_lo`, `_hi` are its metrics.",
             "",
             table.to_markdown(),
         ]

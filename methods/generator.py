@@ -47,6 +47,11 @@ def sample_categorical(probs: Tensor, rng: torch.Generator) -> Tensor:
     return idx.clamp_(max=probs.shape[1] - 1)
 
 
+# log_prob's default chunk: (B, T, V) float32 temporaries of at most 16 MB, under the 32 MB up to
+# which bench.allocator keeps freed blocks on the heap for reuse (V = 5000, T = 20: 41 sequences)
+LOG_PROB_CHUNK_BYTES = 16 * 2**20
+
+
 class LSTMGenerator(nn.Module):
     """The shared generator (and the oracle's architecture): embedding -> LSTM -> linear."""
 
@@ -112,9 +117,19 @@ class LSTMGenerator(nn.Module):
         return logp.gather(-1, x.unsqueeze(-1)).squeeze(-1)
 
     @torch.no_grad()
-    def log_prob(self, x: Tensor, *, temperature: float = 1.0, batch_size: int = 1000) -> Tensor:
-        """(n,) exact log-likelihood of each sequence x (n, T), in nats, no gradient."""
+    def log_prob(
+        self, x: Tensor, *, temperature: float = 1.0, batch_size: int | None = None
+    ) -> Tensor:
+        """(n,) exact log-likelihood of each sequence x (n, T), in nats, no gradient.
+
+        Scored `batch_size` sequences at a time; by default as many as keep each (B, T, V)
+        temporary within LOG_PROB_CHUNK_BYTES. Each row's value does not depend on the chunking
+        (tested), only the time does: larger temporaries are fresh mmaps that the kernel
+        faults in page by page on every call (see bench/allocator.py)."""
         x = x.to(self.device)
+        if batch_size is None:
+            row_bytes = x.shape[1] * self.vocab_size * 4  # one sequence's float32 logits
+            batch_size = max(1, LOG_PROB_CHUNK_BYTES // row_bytes)
         parts = [
             self.token_log_probs(chunk, temperature=temperature).sum(dim=1)
             for chunk in x.split(batch_size)

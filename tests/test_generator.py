@@ -8,7 +8,12 @@ import torch
 from scipy import stats
 
 from bench.metrics import nll_oracle, nll_test
-from methods.generator import LSTMGenerator, UnigramModel, sample_categorical
+from methods.generator import (
+    LOG_PROB_CHUNK_BYTES,
+    LSTMGenerator,
+    UnigramModel,
+    sample_categorical,
+)
 from tests.conftest import tiny_generator
 
 
@@ -50,6 +55,20 @@ def test_log_prob_at_temperature_divides_logits(task):
     logits = gen(x) / 0.7  # (B, T, V)
     direct = torch.log_softmax(logits, -1).gather(-1, x[..., None]).squeeze(-1).sum(1)
     assert gen.log_prob(x, temperature=0.7) == pytest.approx(direct.detach(), abs=1e-5)
+
+
+def test_log_prob_does_not_depend_on_its_chunking():
+    """The default chunk (LOG_PROB_CHUNK_BYTES of logits: 41 sequences at V = 5000, T = 20)
+    gives each sequence bit for bit the value one chunk of all of them gives, at any
+    temperature: the chunk size is a memory setting, never a result."""
+    gen = LSTMGenerator()  # the task's sizes
+    gen.init_normal_(1.0, torch.Generator().manual_seed(0))
+    x = torch.randint(0, 5000, (100, 20), generator=torch.Generator().manual_seed(1))
+    assert LOG_PROB_CHUNK_BYTES // (20 * 5000 * 4) == 41  # so 100 rows are 3 chunks
+    for temperature in (1.0, 0.7):
+        whole = gen.log_prob(x, temperature=temperature, batch_size=100)
+        assert torch.equal(gen.log_prob(x, temperature=temperature), whole)
+        assert torch.equal(gen.log_prob(x, temperature=temperature, batch_size=7), whole)
 
 
 def test_sampling_is_determined_by_the_rng(task):
