@@ -105,8 +105,8 @@ def plot_curves(
 
 def plot_pretrain_curves(curves: pd.DataFrame, path: Path, published: float | None = None) -> None:
     """The MLE pre-training's curves against epochs: NLL-oracle (left), NLL-test and, where
-    early stopping measured it, NLL-valid (right); mean over seeds, band min..max, the kept
-    epochs as dotted verticals. All lower is better.
+    early stopping measured it, NLL-valid (right); mean over the seeds evaluated at each epoch,
+    band min..max, early stopping's kept epochs as dotted verticals. All lower is better.
 
     `curves`: seed, epoch, metric, value (`bench.pretrain_report.pretrain_curves`); `published`:
     a published NLL-oracle of the same recipe, drawn as a grey dashed line on the left.

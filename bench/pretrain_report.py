@@ -26,8 +26,9 @@ def pretrain_runs(tracker: Tracker, parent: str) -> dict[int, object]:
     Its own child run where it trained one; for a seed it did not pre-train (an earlier
     invocation did, and this one reused it, or reused every cell of the seed), the newest
     finished pre-training run in the experiment with the same seed, source version (the code
-    hash of the cell keys), `pretrain.*` params and training-set digest: what the pre-training
-    key hashes, but the device."""
+    hash of the cell keys), `pretrain.*` params and training-set digest. The pre-training key
+    also hashes the device, the curve settings and the torch version, which this does not
+    check: one experiment that mixes those can pick the wrong run."""
     parent_run = tracker.client.get_run(parent)
     found = {
         int(r.data.tags["seed"]): r
@@ -72,7 +73,7 @@ def _train_digest(run) -> str | None:
 def pretrain_curves(tracker: Tracker, runs: dict[int, object], per_epoch: int) -> pd.DataFrame:
     """The runs' learning curves: seed, epoch (updates / `per_epoch`), metric (a CURVE_METRICS
     name), value; plus one row per seed of metric 'best_step' (the update early stopping kept,
-    as logged) where the run stopped early."""
+    as logged) where early stopping was on."""
     rows = []
     for seed, run in runs.items():
         for name in CURVE_METRICS:
@@ -202,9 +203,9 @@ def pretrain_section(
     ]
     if fit["last_test"] > fit["best_test"] and fit["last_oracle"] < fit["oracle_at_best_test"]:
         lines += [
-            "After NLL-test's best epoch NLL-oracle keeps falling while NLL-test rises: the "
-            "generator over-fits its training sequences, and a lower NLL-oracle alone does not "
-            "mean a better model of the oracle."
+            "At the last epoch NLL-oracle is lower and NLL-test higher than at NLL-test's best "
+            "epoch: the generator over-fits its training sequences, and a lower NLL-oracle "
+            "alone does not mean a better model of the oracle."
         ]
     lines += ["", "![MLE pre-training curves](pretrain_curve.png)", ""]
     return lines

@@ -57,18 +57,28 @@ def test_log_prob_at_temperature_divides_logits(task):
     assert gen.log_prob(x, temperature=0.7) == pytest.approx(direct.detach(), abs=1e-5)
 
 
-def test_log_prob_does_not_depend_on_its_chunking():
+def test_log_prob_does_not_depend_on_its_chunking(monkeypatch):
     """The default chunk (LOG_PROB_CHUNK_BYTES of logits: 41 sequences at V = 5000, T = 20)
-    gives each sequence bit for bit the value one chunk of all of them gives, at any
-    temperature: the chunk size is a memory setting, never a result."""
+    is really used, and gives each sequence bit for bit the value that one chunk of all of
+    them, or chunks of 7, give, at temperatures 1 and 0.7."""
     gen = LSTMGenerator()  # the task's sizes
     gen.init_normal_(1.0, torch.Generator().manual_seed(0))
     x = torch.randint(0, 5000, (100, 20), generator=torch.Generator().manual_seed(1))
-    assert LOG_PROB_CHUNK_BYTES // (20 * 5000 * 4) == 41  # so 100 rows are 3 chunks
+    sizes = []
+    scored = LSTMGenerator.token_log_probs
+
+    def recording(self, chunk, **kw):
+        sizes.append(chunk.shape[0])
+        return scored(self, chunk, **kw)
+
+    monkeypatch.setattr(LSTMGenerator, "token_log_probs", recording)
     for temperature in (1.0, 0.7):
         whole = gen.log_prob(x, temperature=temperature, batch_size=100)
+        sizes.clear()
         assert torch.equal(gen.log_prob(x, temperature=temperature), whole)
+        assert sizes == [41, 41, 18]  # 16 MiB // (20 * 5000 * 4 bytes) = 41 rows a chunk
         assert torch.equal(gen.log_prob(x, temperature=temperature, batch_size=7), whole)
+    assert LOG_PROB_CHUNK_BYTES == 16 * 2**20
 
 
 def test_sampling_is_determined_by_the_rng(task):

@@ -1,5 +1,7 @@
 """The report's MLE pre-training section: which runs, which generator, what the curves say."""
 
+import time
+
 import numpy as np
 import pandas as pd
 import torch
@@ -73,9 +75,9 @@ def test_on_the_papers_oracle_the_section_shows_table_1s_mle_row():
     assert "| 8.800 [8.800, 8.800]" in text  # identical seeds: a point interval
 
 
-def _pretrain_run(tracker, parent, seed, params, data, start):
+def _pretrain_run(tracker, parent, seed, params, data, start, code="src-abc"):
     tags = dict(kind="pretrain", method="pretrain", seed=str(seed), cell_status="finished")
-    run = tracker.start(f"pretrain-s{seed}", tags | {"source_version": "src-abc"}, parent)
+    run = tracker.start(f"pretrain-s{seed}", tags | {"source_version": code}, parent)
     tracker.log_params(run, params)
     tracker.log_datasets(run, "task", {"train": data, "test": data + 1})
     for step, value in ((0, start), (10, start - 1.0)):
@@ -94,9 +96,12 @@ def test_a_seed_pretrained_by_an_earlier_invocation_is_found_by_its_settings(
     data = torch.arange(12).reshape(3, 4)
     params = {"pretrain.epochs": "2", "pretrain.batch_size": "64"}
     old = tracker.start("bench-old", {"kind": "parent"})
+    _pretrain_run(tracker, old, 0, params, data, 5.0)  # a match, but an older one
+    time.sleep(0.01)  # MLflow orders runs by start time in milliseconds
     match = _pretrain_run(tracker, old, 0, params, data, 9.0)
     _pretrain_run(tracker, old, 0, params | {"pretrain.epochs": "3"}, data, 7.0)  # other recipe
     _pretrain_run(tracker, old, 0, params, data + 5, 6.0)  # other training data
+    _pretrain_run(tracker, old, 0, params, data, 4.0, code="src-other")  # other code
     new = tracker.start("bench-new", {"kind": "parent", "source_version": "src-abc"})
     tracker.log_params(new, params | {"seeds": "0,1", "bench.n_train": "640"})
     tracker.log_datasets(new, "task", {"train": data, "test": data + 1})
