@@ -133,8 +133,8 @@ def overfit_summary(curves: pd.DataFrame) -> dict[str, float]:
     )
 
 
-def _count(params: dict[str, str], key: str) -> str:
-    value = params.get(key, "?")
+def _count(value: str) -> str:
+    """A count as the report prints it: '10000' -> '10,000'; anything else as it is."""
     return f"{int(value):,}" if value.isdigit() else value
 
 
@@ -161,11 +161,12 @@ def pretrain_section(
     patience = int(params.get("pretrain.early_stop_patience", "0"))
     recipe = (
         f"{params.get('pretrain.epochs', '?')} epochs, lr {params.get('pretrain.lr', '?')}, "
-        f"batch {params.get('pretrain.batch_size', '?')}, {_count(params, 'bench.n_train')} "
-        "training sequences, "
+        f"batch {params.get('pretrain.batch_size', '?')}, "
+        f"{_count(params.get('bench.n_train', '?'))} training sequences, "
         + (
-            f"early stopping on a validation split of {_count(params, 'pretrain.n_valid')} "
-            f"sequences (patience {patience} evaluations, one every "
+            "early stopping on a validation split of "
+            f"{_count(params.get('pretrain.n_valid', '?'))} sequences "
+            f"(patience {patience} evaluations, one every "
             f"{_epochs(params.get('pretrain.eval_every', '?'))})"
             if patience
             else "no early stopping (as the original code)"
@@ -186,12 +187,11 @@ def pretrain_section(
         )
     table = pd.DataFrame([row], index=pd.Index(["pre-training (MLE)"], name="generator"))
     fit = overfit_summary(curves)
-    samples = f"{int(curve_samples):,}" if curve_samples.isdigit() else curve_samples
     lines = [
         "## MLE pre-training (every method's start)",
         "",
         f"Recipe: {recipe}. The NLLs are those of the generator it kept, measured on the "
-        f"learning curve's {samples} samples (not the final evaluation's), mean over "
+        f"learning curve's {_count(curve_samples)} samples (not the final evaluation's), mean over "
         "seeds with its 95% Student-t interval.",
         "",
         table.to_markdown(),
