@@ -358,5 +358,8 @@ def test_a_paper_oracle_report_shows_published_numbers_with_sources_and_every_bu
     assert budgets.loc["seqgan", "D / critic updates per G update"] == "46 (0.0098 × paper)"
     assert budgets.loc["mle", "D / critic parameters"] == "—"
     text = (tmp_path / "out" / "README.md").read_text()
-    assert "- mle: 9.038, SeqGAN Table 1 (120 epochs, lr 1e-2 (original HEAD))" in text
+    assert (
+        "- mle: 9.038, SeqGAN Table 1 (original code HEAD: 120 epochs, lr 1e-2; "
+        "its paper-era code: 350 epochs, lr 1e-3)"
+    ) in text
     assert "## Budgets" in text and "631,952 (0.09 × paper)" in text
