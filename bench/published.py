@@ -31,7 +31,7 @@ NLL_ORACLE = {
     "seqgan": Published(
         8.736,
         "SeqGAN Table 1",
-        "original code HEAD: 200 iterations, N = 16, its D and d-steps; its paper-era code: 800",
+        "original code HEAD: 200 iterations, N = 16, its D and d-steps; paper-era: 800 iterations",
     ),
     "rankgan": Published(8.247, "RankGAN Table 1, quoted by RelGAN", "budget not published"),
 }
