@@ -4,8 +4,10 @@ The gumbel method feeds the critic softmax(beta (logits + g)) (methods/gumbel.py
 annealed from 1 to 100. At intermediate beta many entries of those rows are subnormal floats
 (below 1.18e-38: too small for float32's normal range, not yet rounded to zero), and CPU
 arithmetic on subnormals is many times slower; at large beta they underflow to exact zeros and the
-cost falls back. This is why a `long` gumbel cell's time per 200 updates grew from 99 s to 571 s
-between beta = 1 and beta = 7.4 on the paper's oracle (reports/paper-oracle/README.md).
+cost falls back. This is most likely why a `long` gumbel cell's time per 200 updates grew from
+99 s to 571 s while beta rose from 1 to about 8 on the paper's oracle (README, "Gumbel on CPU").
+Not shown: that the trained generator's rows hold them; these synthetic logits make subnormals
+only from beta of about 5.
 
 The body: one batch's relaxed rows (B T, V) = (1280, 5000) from fixed logits of standard
 deviation 2, projected by a (V, 64) embedding as the critic does, then the backward pass. Run:
