@@ -20,9 +20,9 @@ import pytest
 import torch
 
 from methods.gumbel import gumbel_noise
+from tools.subnormal_check import subnormal_fraction
 
 ROWS, V, EMB = 64 * 20, 5000, 64
-SMALLEST_NORMAL = torch.finfo(torch.float32).tiny  # 1.18e-38
 
 
 @pytest.fixture(scope="module")
@@ -40,11 +40,6 @@ def relax_and_backward(logits, noise, embedding, beta):
     relaxed = torch.softmax(beta * (logits + noise), dim=-1)  # (B T, V)
     (relaxed @ embedding).sum().backward()  # (B T, E) -> scalar
     return relaxed.detach(), logits.grad
-
-
-def subnormal_fraction(x: torch.Tensor) -> float:
-    """Fraction of the entries of x that are subnormal: 0 < |x| < the smallest normal float."""
-    return ((x != 0) & (x.abs() < SMALLEST_NORMAL)).float().mean().item()
 
 
 def test_intermediate_beta_makes_subnormal_rows(relaxation_inputs):

@@ -21,13 +21,26 @@ from methods.generator import LSTMGenerator
 from methods.gumbel import gumbel_rollout
 
 
+def subnormal_fraction(x: torch.Tensor) -> float:
+    """Fraction of the entries of x (any shape) that are subnormal: 0 < |x| < float32's smallest
+    normal number. Higher means slower CPU arithmetic on x."""
+    return ((x != 0) & (x.abs() < torch.finfo(torch.float32).tiny)).float().mean().item()
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: must be at least 1")
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", type=Path, help="a gumbel cell's checkpoint file (.pt)")
     parser.add_argument(
         "--betas", type=float, nargs="+", default=[1, 2, 3, 5, 8, 30, 100], help="betas to try"
     )
-    parser.add_argument("--batch", type=int, default=64, help="sequences per beta")
+    parser.add_argument("--batch", type=positive_int, default=64, help="sequences per beta")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed")
     args = parser.parse_args()
     state = load_checkpoint(args.checkpoint)
@@ -35,15 +48,13 @@ def main() -> None:
         raise SystemExit(f"{args.checkpoint}: no readable trainer checkpoint with a generator")
     generator = LSTMGenerator()
     generator.load_state_dict(state["trainer"]["generator"])
-    tiny = torch.finfo(torch.float32).tiny
     rng = torch.Generator().manual_seed(args.seed)
-    print(f"checkpoint after {state['trainer']['done']['value']} updates")
+    print(f"checkpoint after {state['trainer'].get('done', {}).get('value', '?')} updates")
     for beta in args.betas:
         with torch.no_grad():
             _, relaxed, logits = gumbel_rollout(generator, args.batch, beta, rng)  # (B, T, V)
-        fraction = ((relaxed != 0) & (relaxed < tiny)).float().mean().item()
         print(
-            f"beta {beta:7.2f}: {fraction:.3f} of the relaxed entries subnormal"
+            f"beta {beta:7.2f}: {subnormal_fraction(relaxed):.3f} of the relaxed entries subnormal"
             f" (logit standard deviation {logits.std().item():.2f})"
         )
 
