@@ -9,11 +9,10 @@ import pytest
 
 from bench.cli import build_parser, parse_seeds
 from bench.run import main
-from tests.conftest import PAPER_ORACLE
 from tests.test_oracle import _Payload
 
 
-def _bad_oracle_files(tmp):
+def _bad_oracle_files(tmp, paper_oracle):
     files = {
         "missing": tmp / "nope.pkl",
         "truncated": tmp / "trunc.pkl",
@@ -22,7 +21,7 @@ def _bad_oracle_files(tmp):
         "payload": tmp / "evil.pkl",
     }
     files["not-pickle"].write_text("hello")
-    files["truncated"].write_bytes(PAPER_ORACLE.read_bytes()[:5000])
+    files["truncated"].write_bytes(paper_oracle.read_bytes()[:5000])
     files["shapes"].write_bytes(pickle.dumps([np.zeros((4, 4), np.float32)] * 15))
     files["payload"].write_bytes(pickle.dumps([_Payload()]))
     return files
@@ -145,8 +144,8 @@ def test_bad_options_exit_2_with_one_line(argv, message, tmp_path, mlflow_uri, c
         ("payload", "refusing to unpickle global"),
     ],
 )
-def test_bad_oracle_files_exit_2(kind, message, tmp_path, capsys):
-    path = _bad_oracle_files(tmp_path)[kind]
+def test_bad_oracle_files_exit_2(kind, message, tmp_path, capsys, paper_oracle_path):
+    path = _bad_oracle_files(tmp_path, paper_oracle_path)[kind]
     rc = main(
         [
             "--preset",
