@@ -59,7 +59,8 @@ PUBLISHED_COLUMN = "published NLL-oracle"  # on the paper's oracle only (bench.p
 def tidy_results(tracker: Tracker, parent: str) -> pd.DataFrame:
     """One row per (method, seed, metric): kind, method, seed, status, metric, value. A cell
     the invocation skipped because another one was running it (and that has not finished
-    since) is one row with status 'running elsewhere' and no value."""
+    since) is one row with status 'running elsewhere' and no value; a cell run with no
+    `cell_status` tag (training now, or killed before its end) has status 'not finished'."""
     rows = [
         dict(kind="method", method=method, seed=seed, status="running elsewhere")
         | dict(run_id=f"busy:{method}/{seed}", metric="", value=np.nan)
@@ -73,7 +74,9 @@ def tidy_results(tracker: Tracker, parent: str) -> pd.DataFrame:
             kind=tags.get("kind", "method"),
             method=tags.get("method", "?"),
             seed=int(tags.get("seed", -1)),
-            status=tags.get("cell_status", "unknown"),
+            # no cell_status yet: the cell is still training, or its process died before
+            # recording an end; which of the two, the store alone cannot tell
+            status=tags.get("cell_status", "not finished"),
             run_id=run.info.run_id,
         )
         rows += [base | dict(metric=k, value=v) for k, v in run.data.metrics.items()]

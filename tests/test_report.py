@@ -10,8 +10,10 @@ import torch
 from bench.evaluate import parse_sweep_key, sweep_key, temperature_sweep
 from bench.plots import plot_curves, plot_quality_diversity
 from bench.report import (
+    COLUMNS,
     Report,
     curves,
+    display_table,
     parent_metrics,
     publish_report,
     sweep_frame,
@@ -363,3 +365,19 @@ def test_a_paper_oracle_report_shows_published_numbers_with_sources_and_every_bu
         "its paper-era code: 350 epochs, lr 1e-3)"
     ) in text
     assert "## Budgets" in text and "631,952 (0.09 × paper)" in text
+
+
+def test_a_cell_run_without_an_end_is_named_not_finished_and_left_out_of_the_numbers(mlflow_uri):
+    """A cell still training (or killed before it tagged its end) has no `cell_status`: the
+    seeds column names it 'not finished', and its partial metrics are not averaged in."""
+    tracker = Tracker(mlflow_uri, "partial")
+    parent = tracker.start("bench", {"kind": "parent"})
+    done = tracker.start("mle-s0", dict(kind="method", method="mle", seed="0"), parent)
+    tracker.log_metrics(done, 10, {"final/nll_oracle": 9.0})
+    tracker.set_tags(done, {"cell_status": "finished"})
+    tracker.end(done)
+    busy = tracker.start("mle-s1", dict(kind="method", method="mle", seed="1"), parent)
+    tracker.log_metrics(busy, 10, {"final/nll_oracle": 1.0})  # as if partial: must not count
+    table = display_table(tidy_results(tracker, parent))
+    assert table.loc["mle", "seeds"] == "1 (seed 1: not finished)"
+    assert table.loc["mle", COLUMNS["final/nll_oracle"][0]] == "9.000 (n=1)"
