@@ -220,3 +220,15 @@ def test_bad_paths_and_experiments_fail_in_one_line(mlflow_uri, tmp_path, capsys
         == 2
     )
     assert "no experiment 'absent'" in capsys.readouterr().err
+
+
+def test_runs_exported_from_the_imported_store_are_the_same_files(carried, tmp_path):
+    again = tmp_path / "again"
+    assert (
+        archive_main(
+            ["export", "--tracking-uri", carried["b"], "--experiment", EXPERIMENT, str(again)]
+        )
+        == 0
+    )
+    original = {p.name: p.read_bytes() for p in carried["archive"].glob("*.json.gz")}
+    assert {p.name: p.read_bytes() for p in again.glob("*.json.gz")} == original

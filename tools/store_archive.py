@@ -5,10 +5,11 @@ cells, and a run split over several machines (or sessions on fresh machines) nee
 the end. `export` writes every finished method cell, pre-training and reference run of one
 experiment to a directory, one gzipped JSON file per run: its name, start and end times, status,
 tags, params, task datasets, each metric's whole history (step, value, timestamp) and its text
-artifacts (config.json, samples.txt). `import` recreates them in another store, where
-`bench.run` with the same options finds them by their cell keys and reuses them instead of
-training them (the cell key hashes the code version: import into a checkout whose
-`source_version` is the one the runs were made with) and `bench.report` renders them.
+artifacts (every top-level .txt and .json file: config.json, samples.txt). `import` recreates
+them in another store, where `bench.run` with the same options finds them by their cell keys
+and reuses them instead of training them (the cell key hashes the code version: import into a
+checkout whose `source_version` is the one the runs were made with) and `bench.report`
+renders them.
 
     python tools/store_archive.py export --tracking-uri sqlite:///mlflow.db --experiment E DIR
     python tools/store_archive.py import --tracking-uri sqlite:///other.db --experiment E DIR
@@ -16,12 +17,14 @@ training them (the cell key hashes the code version: import into a checkout whos
 Not carried: parent runs (the next `bench.run` links the imported cells to its own parent run)
 and, unless `--generators` is given, the trained generators (generator.pt, 1.3 MB each at the
 default sizes), without which `bench.rescore` and `bench.sample` cannot use an imported cell.
-Runs of any other status (diverged, failed, killed) and runs without a cell key (parents,
-`bench.rescore`'s copies) are not exported: a rerun trains or rescores them again.
-Export writes a file only where its content changed (gzip without a timestamp), so exporting
-again into a committed directory leaves the files of unchanged runs byte-identical. Import
-skips a run whose cell key already has a finished run in the destination: importing twice, or
-into a store that holds some of the cells, adds each run once.
+Runs of any other status (diverged, failed, timeout, killed) and runs without a cell key
+(parents, `bench.rescore`'s copies) are not exported: a rerun trains or rescores them again.
+Export writes a file only where its content changed (gzip without a timestamp), and a record
+leaves out what importing changes (the run id: an imported run's record has its original id;
+the parent tag), so exporting again, from the same store or from one the files were imported
+into, leaves the files of unchanged runs byte-identical. Import skips a run whose cell key
+already has a finished run in the destination: importing twice, or into a store that holds
+some of the cells, adds each run once.
 """
 
 from __future__ import annotations
@@ -43,8 +46,10 @@ from bench.tracking import Tracker, TrackingError
 FORMAT = 1
 KINDS = ("method", "pretrain", "reference")
 TEXT_ARTIFACTS = (".txt", ".json")
-DROPPED_TAGS = ("mlflow.parentRunId",)  # the source store's parent run is not carried
-SOURCE_RUN_TAG = "archive_source_run"  # the run id this run was imported from
+# the parent run is not carried; the tag an import adds names the run it came from, which the
+# record keeps as its run_id instead: an imported run exports to the same bytes as its original
+DROPPED_TAGS = ("mlflow.parentRunId",)
+SOURCE_RUN_TAG = "archive_source_run"  # on an imported run: the run id it was first exported from
 
 
 class ArchiveError(RuntimeError):
@@ -55,6 +60,7 @@ class ArchiveError(RuntimeError):
 def run_record(tracker: Tracker, run, generators: bool) -> dict:
     """One run as a JSON-ready dict (see the module docstring for what it holds)."""
     client, run_id = tracker.client, run.info.run_id
+    tags = {k: v for k, v in run.data.tags.items() if k not in (*DROPPED_TAGS, SOURCE_RUN_TAG)}
     metrics = {
         key: [[m.step, m.value, m.timestamp] for m in client.get_metric_history(run_id, key)]
         for key in sorted(run.data.metrics)
@@ -76,12 +82,12 @@ def run_record(tracker: Tracker, run, generators: bool) -> dict:
                 artifacts[f.path] = {"base64": base64.b64encode(Path(path).read_bytes()).decode()}
     return {
         "format": FORMAT,
-        "run_id": run_id,
+        "run_id": run.data.tags.get(SOURCE_RUN_TAG, run_id),
         "run_name": run.info.run_name,
         "status": run.info.status,
         "start_time": run.info.start_time,
         "end_time": run.info.end_time,
-        "tags": dict(sorted(run.data.tags.items())),
+        "tags": dict(sorted(tags.items())),
         "params": dict(sorted(run.data.params.items())),
         "datasets": datasets,
         "metrics": metrics,
@@ -161,8 +167,7 @@ def import_record(tracker: Tracker, record: dict) -> str | None:
     client = tracker.client
     if tracker.finished_run(record["tags"]["cell_key"]) is not None:
         return None
-    tags = {k: v for k, v in record["tags"].items() if k not in DROPPED_TAGS}
-    tags[SOURCE_RUN_TAG] = record["run_id"]
+    tags = dict(record["tags"]) | {SOURCE_RUN_TAG: record["run_id"]}
     # cell_status last: until every metric is in, the run is not yet a finished cell
     status_tag = tags.pop("cell_status")
     run_id = client.create_run(
