@@ -176,11 +176,8 @@ def test_export_again_leaves_files_byte_identical_and_import_again_adds_nothing(
     )
     assert "exported 0 run(s)" in capsys.readouterr().out
     assert {p.name: p.read_bytes() for p in carried["archive"].glob("*.json.gz")} == before
-    count = len(
-        Tracker(carried["b"], EXPERIMENT).client.search_runs(
-            [Tracker(carried["b"], EXPERIMENT).experiment_id], ""
-        )
-    )
+    tracker = Tracker(carried["b"], EXPERIMENT)
+    count = len(tracker.client.search_runs([tracker.experiment_id], ""))
     assert (
         archive_main(["import", "--tracking-uri", carried["b"], *args, str(carried["archive"])])
         == 0
@@ -188,7 +185,6 @@ def test_export_again_leaves_files_byte_identical_and_import_again_adds_nothing(
     assert (
         f"imported 0 run(s) into {EXPERIMENT!r} ({len(before)} already" in capsys.readouterr().out
     )
-    tracker = Tracker(carried["b"], EXPERIMENT)
     assert len(tracker.client.search_runs([tracker.experiment_id], "")) == count
 
 

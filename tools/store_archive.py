@@ -38,7 +38,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric
 
 from bench.stored import ARTIFACT as GENERATOR_ARTIFACT
 from bench.tracking import Tracker, TrackingError
@@ -63,7 +63,7 @@ def run_record(tracker: Tracker, run, generators: bool) -> dict:
     tags = {k: v for k, v in run.data.tags.items() if k not in (*DROPPED_TAGS, SOURCE_RUN_TAG)}
     metrics = {
         key: [[m.step, m.value, m.timestamp] for m in client.get_metric_history(run_id, key)]
-        for key in sorted(run.data.metrics)
+        for key in run.data.metrics
     }
     datasets = [
         {"dataset": d.dataset.to_dictionary(), "tags": {t.key: t.value for t in d.tags}}
@@ -87,11 +87,11 @@ def run_record(tracker: Tracker, run, generators: bool) -> dict:
         "status": run.info.status,
         "start_time": run.info.start_time,
         "end_time": run.info.end_time,
-        "tags": dict(sorted(tags.items())),
-        "params": dict(sorted(run.data.params.items())),
+        "tags": tags,
+        "params": run.data.params,
         "datasets": datasets,
         "metrics": metrics,
-        "artifacts": dict(sorted(artifacts.items())),
+        "artifacts": artifacts,
     }
 
 
@@ -105,7 +105,7 @@ def record_name(record: dict) -> str:
 
 
 def encode(record: dict) -> bytes:
-    """Deterministic bytes: sorted keys, gzip with mtime 0."""
+    """Deterministic bytes: every dict's keys sorted, gzip with mtime 0."""
     text = json.dumps(record, sort_keys=True, separators=(",", ":"))
     return gzip.compress(text.encode(), mtime=0)
 
@@ -176,9 +176,7 @@ def import_record(tracker: Tracker, record: dict) -> str | None:
         tags=tags,
         run_name=record["run_name"],
     ).info.run_id
-    params = [Param(k, v) for k, v in record["params"].items()]
-    for i in range(0, len(params), 100):  # MLflow's limit per batch
-        client.log_batch(run_id, params=params[i : i + 100])
+    tracker.log_params(run_id, record["params"])
     if record["datasets"]:
         inputs = [
             DatasetInput(
@@ -203,7 +201,7 @@ def import_record(tracker: Tracker, record: dict) -> str | None:
             else:
                 path.write_bytes(base64.b64decode(content["base64"]))
             client.log_artifact(run_id, str(path))
-    client.log_batch(run_id, tags=[RunTag("cell_status", status_tag)])
+    tracker.set_tags(run_id, {"cell_status": status_tag})
     client.set_terminated(run_id, status=record["status"], end_time=record["end_time"])
     return run_id
 
