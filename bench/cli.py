@@ -1,4 +1,4 @@
-"""The command line of `bench.run`: its options, their validation, and the resolved `Plan`."""
+"""The command line of `bench.run`: its options and their validation into a `Plan`."""
 
 from __future__ import annotations
 
@@ -6,16 +6,15 @@ import argparse
 import dataclasses
 import shlex
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
+from bench.cells.keys import code_versions_of
+from bench.cells.plan import Plan, pick_device
 from bench.config import PRESETS as BENCH_PRESETS
 from bench.config import BenchConfig
-from bench.pretrain import PRESETS as PRETRAIN_PRESETS
-from bench.pretrain import PretrainConfig
-from bench.tracking import default_uri, source_version
+from bench.store.tracker import default_uri
+from bench.train.pretrain import PRESETS as PRETRAIN_PRESETS
+from bench.train.pretrain import PretrainConfig
 from methods import METHODS
 from methods.base import PRESET_NAMES
 from methods.config import ConfigError, build, check_seq_widths, train_batch_fields
@@ -34,31 +33,6 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-@dataclass
-class Plan:
-    """Everything one invocation will do, resolved and validated before any work starts."""
-
-    methods: list[str]
-    seeds: list[int]
-    preset: str
-    device: torch.device
-    oracle: OracleSpec
-    tracking_uri: str
-    experiment: str
-    reports_dir: Path
-    cache_dir: Path
-    bench: BenchConfig
-    pretrain: PretrainConfig  # the shared MLE pre-training of every cell
-    configs: dict[str, object]  # method name -> its resolved Config, for the methods run
-    command: str
-    code: str = "unknown"  # the code version in cell keys: `source_version()`, a source hash
-    force: bool = False  # re-run cells already finished in the store
-    executor: str = "local"  # local: cells one after another here; ray: one Ray task per cell
-    ray_address: str | None = None  # None starts a local Ray cluster
-    jobs: int = 1  # local executor: cells run in this many worker processes at once
-    plan_only: bool = False  # --plan: print what each cell would do and exit, training nothing
 
 
 def build_parser() -> OneLineParser:
@@ -208,14 +182,6 @@ def parse_seeds(tokens: list[str]) -> list[int]:
     return values
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA device is available; use auto or cpu")
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def check_batches(configs: dict[str, object], n_train: int) -> None:
     """Refuse a minibatch larger than the training set: its epoch would make no update."""
     for prefix, cfg in configs.items():
@@ -275,7 +241,7 @@ def make_plan(argv: list[str] | None) -> Plan:
         ray_address=args.ray_address,
         jobs=args.jobs,
         plan_only=args.plan,
-        code=source_version(),  # once per invocation, not per cell key
+        code=code_versions_of({name: METHODS[name] for name in methods}),  # once, not per key
         command=shlex.join(["python", "-m", "bench.run", *(argv or sys.argv[1:])]),
     )
 

@@ -2,14 +2,11 @@
 
 python -m bench.rescore --experiment NAME [--run-id PARENT]
 
-No training: each finished cell's `generator.pt` (bench.stored) is scored again by
-`bench.evaluate.final_metrics` and the temperature sweep, with the evaluation settings its run
-recorded (params bench.*), on the same task (the stored `oracle` identity must equal the rebuilt
-one). The reference rows are recomputed from the task. The new numbers go into a new parent run
-(tag rescored_from = the original parent; one child per cell, tag rescored_run = its original)
-whose report is written to <reports-dir>/<experiment>-rescored/ and put on that parent. The
-learning curves and perf/* timings are the original runs', copied. Same code, same device, same
-eval seed: the same numbers, bit for bit.
+No training: each finished cell's `generator.pt` is scored again by `bench.metrics.evaluate`
+with the evaluation settings its run recorded (params bench.*), on the same task; the reference
+rows are recomputed. The new numbers go into a new parent run (tag rescored_from; one child per
+cell, tag rescored_run) whose report is written to <reports-dir>/<experiment>-rescored/. Curves
+and perf/* timings are copied. Same code, device and eval seed: the same numbers, bit for bit.
 """
 
 from __future__ import annotations
@@ -20,16 +17,19 @@ import re
 import shlex
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from bench.cells import reference_models, sweep_metrics
-from bench.cli import OneLineParser, pick_device
+from bench.cells.plan import pick_device
+from bench.cli import OneLineParser
 from bench.config import BenchConfig
-from bench.evaluate import final_metrics
-from bench.report import print_table, publish_report, write_report
-from bench.stored import (
+from bench.metrics.evaluate import EvalSettings, final_metrics, reference_models, sweep_metrics
+from bench.report.publish import publish_report
+from bench.report.table import print_table
+from bench.report.write import write_report
+from bench.store.generators import (
     GENERATOR_RUN_TAG,
     StoredGeneratorError,
     generator_source,
@@ -37,7 +37,8 @@ from bench.stored import (
     load_generator,
     rebuild_generator,
 )
-from bench.tracking import Tracker, TrackingError, default_uri, environment_tags
+from bench.store.provenance import environment_tags
+from bench.store.tracker import Tracker, TrackingError, default_uri
 from methods.config import ConfigError, build
 from oracle.data import DEFAULT_PAPER_ORACLE, OracleSpec, Task, build_oracle, load_task
 from oracle.model import OracleFileError
@@ -162,7 +163,7 @@ def rescore(tracker: Tracker, parent_id: str | None, args: argparse.Namespace, c
     try:
         for run in runs:
             if run.data.tags.get("kind") != "pretrain":  # no generator of its own to score
-                _rescore_run(tracker, new_parent, run, task, bench, params, env, device)
+                _rescore_run(Rescoring(tracker, new_parent, task, bench, params, env, device), run)
     except BaseException:
         tracker.end(new_parent, "FAILED")
         raise
@@ -181,7 +182,21 @@ def run_settings(run, parent_params: dict[str, str]) -> BenchConfig:
     return bench_settings(merged, f"run {run.info.run_id}")
 
 
-def _rescore_run(tracker, new_parent, run, task: Task, bench, parent_params, env, device):
+@dataclass(frozen=True)
+class Rescoring:
+    """What every rescored run of one invocation shares."""
+
+    tracker: Tracker
+    new_parent: str  # the rescoring's parent run
+    task: Task
+    bench: BenchConfig  # the parent run's recorded settings
+    parent_params: dict[str, str]
+    env: dict[str, str]  # environment and task tags of every new run
+    device: torch.device
+
+
+def _rescore_run(r: Rescoring, run) -> None:
+    tracker, new_parent, task, env, device = r.tracker, r.new_parent, r.task, r.env, r.device
     tags = run.data.tags
     kind = tags.get("kind", "method")
     base = {
@@ -197,9 +212,7 @@ def _rescore_run(tracker, new_parent, run, task: Task, bench, parent_params, env
         if model is None:
             return
         child = tracker.start(name, env | base, new_parent)
-        metrics, _ = final_metrics(
-            model.to(device), task, bench.final_samples, bench.bleu_samples, bench.eval_seed, device
-        )
+        metrics, _ = final_metrics(model.to(device), task, EvalSettings.of(r.bench, device))
         tracker.log_metrics(child, 0, metrics)
     elif status != "finished":  # a diverged or failed cell stays one, with nothing to score
         child = tracker.start(name, env | base, new_parent)
@@ -213,21 +226,15 @@ def _rescore_run(tracker, new_parent, run, task: Task, bench, parent_params, env
             raise RescoreError(f"generator.pt of run {run.info.run_id} is of {record['oracle']!r}")
         source = generator_source(run)
         child = tracker.start(name, env | base | {GENERATOR_RUN_TAG: source}, new_parent)
-        run_bench = run_settings(run, parent_params)
+        run_bench = run_settings(run, r.parent_params)
         tracker.log_params(child, run.data.params)
         _copy_histories(tracker, run, child)
         gen = rebuild_generator(record).to(device)
-        final, _ = final_metrics(
-            gen,
-            task,
-            run_bench.final_samples,
-            run_bench.bleu_samples,
-            run_bench.eval_seed,
-            device,
-        )
+        ev = EvalSettings.of(run_bench, device)
+        final, _ = final_metrics(gen, task, ev)
         step = _final_step(tracker, run)
         tracker.log_metrics(child, step, final)
-        tracker.log_metrics(child, step, sweep_metrics(run_bench, gen, task, device))
+        tracker.log_metrics(child, step, sweep_metrics(gen, task, ev))
     tracker.set_tags(child, {"cell_status": "finished"})
     tracker.end(child)
 

@@ -2,8 +2,8 @@
 
 python -m bench.run --methods all --seeds 3 --preset quick
 
-The parts: `bench/cli.py` (options and the Plan), `bench/cells.py` (one cell's key, training
-and lifecycle), `bench/executors.py` (where cells run), `bench/report.py` (the tables).
+The parts: `bench/cli.py` (options into a Plan), `bench/cells/` (keys, lifecycle, executors),
+`bench/train/` (the training), `bench/report/` (the tables).
 """
 
 from __future__ import annotations
@@ -11,19 +11,16 @@ from __future__ import annotations
 import sys
 import time
 
-from bench.allocator import keep_freed_memory
-from bench.cells import Invocation, plan_cells, run_references
-from bench.cli import Plan, check_writable, make_plan
-from bench.executors import run_cells
-from bench.progress import CellProgress
-from bench.tracking import (
-    Tracker,
-    TrackingError,
-    check_uri,
-    driver_tags,
-    environment_tags,
-    mlflow_context_tags,
-)
+from bench.cells.allocator import keep_freed_memory
+from bench.cells.choose import cells_to_run
+from bench.cells.executors import run_cells
+from bench.cells.plan import Invocation, Plan
+from bench.cells.progress import CellProgress
+from bench.cells.shared_runs import run_references
+from bench.cli import check_writable, make_plan
+from bench.store.liveness import driver_tags
+from bench.store.provenance import environment_tags, mlflow_context_tags
+from bench.store.tracker import Tracker, TrackingError, check_uri
 from methods.config import ConfigError, flatten
 from oracle.data import build_oracle, load_task
 from oracle.model import OracleFileError
@@ -31,7 +28,7 @@ from oracle.model import OracleFileError
 
 def execute(plan: Plan) -> int:
     if plan.plan_only:
-        from bench.planning import print_plan  # here: spawned workers re-import this module
+        from bench.report.plan import print_plan  # here: spawned workers re-import this module
 
         return print_plan(plan)
     keep_freed_memory()  # every update would page-fault its temporaries afresh otherwise
@@ -53,9 +50,14 @@ def execute(plan: Plan) -> int:
             "oracle_kind": plan.oracle.kind,
         }
     )
+    # source_version: the pre-training's code; each run carries its own (bench.cells.keys)
+    parent_tags = {
+        "kind": "parent",
+        "command": plan.command,
+        "source_version": plan.code["pretrain"],
+    }
     parent = tracker.start(
-        f"bench-{time.strftime('%Y%m%d-%H%M%S')}",
-        tags | {"kind": "parent", "command": plan.command} | driver_tags(),
+        f"bench-{time.strftime('%Y%m%d-%H%M%S')}", tags | parent_tags | driver_tags()
     )
     tracker.log_params(
         parent,
@@ -73,7 +75,7 @@ def execute(plan: Plan) -> int:
     try:
         run_references(inv)
         with CellProgress(plan, len(plan.seeds) * len(plan.methods)) as progress:
-            run_cells(inv, plan_cells(inv, progress), progress)
+            run_cells(inv, cells_to_run(inv, progress), progress)
     except KeyboardInterrupt:
         tracker.end(parent, "KILLED")
         raise
@@ -86,8 +88,10 @@ def execute(plan: Plan) -> int:
 
 def report(tracker: Tracker, parent: str, plan: Plan) -> int:
     # imported here, not at the top: a `--jobs` worker is spawned by re-importing this module,
-    # and the report code must stay out of every cell's process (bench.tracking.PRESENTATION)
-    from bench.report import print_table, publish_report, write_report
+    # and the report code stays out of every cell's process (tests/test_layout.py)
+    from bench.report.publish import publish_report
+    from bench.report.table import print_table
+    from bench.report.write import write_report
 
     out_dir = plan.reports_dir / plan.experiment
     rebuild = (

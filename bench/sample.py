@@ -3,7 +3,7 @@
 python -m bench.sample RUN_ID --n 10 [--temperature 1.0] [--seed 0] [--tracking-uri URI]
 
 RUN_ID is a finished cell's run (or its `bench.rescore` copy); its `generator.pt` is loaded
-(bench.stored) and sampled on CPU: one line of seq_len space-separated token ids per sequence.
+(bench.store.generators) and sampled on CPU: one line of seq_len token ids per sequence.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import torch
 from mlflow import MlflowClient
 
 from bench.cli import OneLineParser
-from bench.stored import StoredGeneratorError, load_generator, rebuild_generator
-from bench.tracking import TrackingError, check_uri, default_uri
+from bench.store.generators import StoredGeneratorError, load_generator, rebuild_generator
+from bench.store.tracker import TrackingError, check_uri, default_uri
 
 
 def main(argv: list[str] | None = None) -> int:

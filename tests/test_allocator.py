@@ -13,7 +13,7 @@ import ctypes, sys
 libc = ctypes.CDLL("libc.so.6")
 libc.malloc.restype, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
 if sys.argv[1] == "tuned":  # twice, as a driver and its workers may: idempotent
-    from bench.allocator import keep_freed_memory
+    from bench.cells.allocator import keep_freed_memory
     assert keep_freed_memory() is True and keep_freed_memory() is True
 def heap():
     line = next(l for l in open("/proc/self/maps") if l.rstrip().endswith("[heap]"))

@@ -1,5 +1,6 @@
 """BLEU / Self-BLEU: hand-computed cases, agreement with sacrebleu, leave-one-out vs brute force."""
 
+import dataclasses
 import logging
 import math
 import random
@@ -8,7 +9,7 @@ import pytest
 import torch
 from sacrebleu.metrics import BLEU
 
-from bench.bleu import bleu, self_bleu
+from bench.metrics.bleu import bleu, self_bleu
 
 ORDERS = (2, 3, 4, 5)
 
@@ -197,7 +198,7 @@ def test_benchmark_self_bleu_1000(benchmark, uniform_samples):
 
 def test_final_bleu_scores_all_final_samples_by_default_and_the_first_n_when_asked():
     from bench.config import BenchConfig
-    from bench.evaluate import eval_rng, final_metrics
+    from bench.metrics.evaluate import EvalSettings, eval_rng, final_metrics
     from oracle.data import Task
     from oracle.model import random_oracle
 
@@ -206,11 +207,12 @@ def test_final_bleu_scores_all_final_samples_by_default_and_the_first_n_when_ask
     test = oracle.sample(40, rng=torch.Generator().manual_seed(1))  # (40, 6)
     task = Task(oracle, "tiny", test, test)
     device = torch.device("cpu")
-    everything, samples = final_metrics(oracle, task, 30, 0, 7, device)
+    ev = EvalSettings(device, 7, 30, 30, 0, sweep_alphas=(1.0,), sweep_samples=30)
+    everything, samples = final_metrics(oracle, task, ev)
     assert torch.equal(samples, oracle.sample(30, rng=eval_rng(7, device)))
     assert everything["final/bleu4"] == bleu(samples.tolist(), test.tolist(), (4,))[4]
     assert everything["final/self_bleu3"] == self_bleu(samples.tolist(), (3,))[3]
-    first, _ = final_metrics(oracle, task, 30, 10, 7, device)
+    first, _ = final_metrics(oracle, task, dataclasses.replace(ev, bleu_samples=10))
     assert first["final/self_bleu3"] == self_bleu(samples[:10].tolist(), (3,))[3]
     assert first["final/self_bleu3"] != everything["final/self_bleu3"]
     assert first["final/nll_oracle"] == everything["final/nll_oracle"]  # BLEU's n only

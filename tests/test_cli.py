@@ -244,7 +244,7 @@ def test_pretraining_has_its_own_options_and_only_they_move_every_cell(tmp_path)
     """--mle.* changes only the mle cell; --pretrain.* changes every cell's starting point."""
     from types import SimpleNamespace
 
-    from bench.cells import cell_key
+    from bench.cells.keys import cell_key
     from bench.cli import make_plan
 
     task = SimpleNamespace(identity="task")

@@ -10,7 +10,9 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from bench import report
+from bench.report import __main__ as report_cli
+from bench.report.publish import PARENT_METRICS
+from bench.report.write import REPORT_FILES
 from bench.run import main
 from methods import METHODS
 
@@ -97,7 +99,7 @@ def test_learning_curve_is_stored_with_steps(smoke_run, name):
 
 def test_report_rebuilds_the_same_table_from_mlflow_alone(smoke_run, capsys):
     out = smoke_run["root"] / "rebuilt"
-    rc = report.main(
+    rc = report_cli.main(
         ["--experiment", "e2e", "--tracking-uri", smoke_run["uri"], "--reports-dir", str(out)]
     )
     assert rc == 0
@@ -119,8 +121,8 @@ def check_parent_has_the_answer(client: MlflowClient, experiment: str, out) -> N
     summary metrics equal to summary.csv's numbers (shared with the tracking-server test)."""
     parent = _parent(client, experiment)
     listed = {f.path: f.file_size for f in client.list_artifacts(parent.info.run_id)}
-    assert set(report.REPORT_FILES) <= set(listed)
-    for name in report.REPORT_FILES:
+    assert set(REPORT_FILES) <= set(listed)
+    for name in REPORT_FILES:
         assert listed[name] == (out / name).stat().st_size, name
     note = parent.data.tags["mlflow.note.content"]
     assert pd.read_csv(out / "table.csv", index_col="method").index[0] in note
@@ -128,8 +130,8 @@ def check_parent_has_the_answer(client: MlflowClient, experiment: str, out) -> N
     numbers = pd.read_csv(out / "summary.csv")
     assert list(numbers.columns) == ["method", "metric", "mean", "lower", "upper", "n"]
     expected = {}
-    for r in numbers[numbers.metric.isin(report.PARENT_METRICS)].itertuples():
-        name = f"{r.method}/{report.PARENT_METRICS[r.metric]}"
+    for r in numbers[numbers.metric.isin(PARENT_METRICS)].itertuples():
+        name = f"{r.method}/{PARENT_METRICS[r.metric]}"
         for stat, value in (("mean", r.mean), ("lo", r.lower), ("hi", r.upper)):
             if not math.isnan(value):  # no interval for one seed: no _lo, _hi
                 expected[f"{name}_{stat}"] = value

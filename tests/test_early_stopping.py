@@ -3,8 +3,8 @@
 import torch
 
 from bench.config import BenchConfig
-from bench.metrics import nll_test
-from bench.pretrain import EarlyStopping, PretrainConfig, pretrained_generator
+from bench.metrics.nll import nll_test
+from bench.train.pretrain import EarlyStopping, PretrainConfig, Pretraining
 from methods.mle import updates_per_epoch
 from oracle.data import validation_split
 from tests.conftest import tiny_generator, tiny_task
@@ -38,8 +38,9 @@ def test_pretraining_with_early_stopping_keeps_the_epoch_with_the_lowest_validat
     cfg_valid = validation_split(task, cfg.n_valid)
     bench = BenchConfig(curve_samples=64)
     curve: list[tuple[int, dict]] = []
-    run = dict(code="test", log=lambda step, m: curve.append((step, m)))
-    gen, updates, _ = pretrained_generator(cfg, task, bench, 0, "cpu", tmp_path, **run)
+    log = lambda step, m: curve.append((step, m))  # noqa: E731
+    pretraining = Pretraining(cfg, task, bench, torch.device("cpu"), tmp_path, code="test")
+    gen, updates, _ = pretraining.generator(0, log=log)
     points = [
         (s, m["learning_curve/nll_valid"]) for s, m in curve if "learning_curve/nll_valid" in m
     ]
@@ -52,7 +53,7 @@ def test_pretraining_with_early_stopping_keeps_the_epoch_with_the_lowest_validat
         {"early_stop/best_step": best_step},
     )
     assert nll_test(gen, cfg_valid) == best_nll  # the generator returned is the best epoch's
-    again, cached_updates, _ = pretrained_generator(cfg, task, bench, 0, "cpu", tmp_path, **run)
+    again, cached_updates, _ = pretraining.generator(0, log=log)
     assert cached_updates == updates and nll_test(again, cfg_valid) == best_nll  # from the cache
 
 
@@ -61,8 +62,9 @@ def test_without_early_stopping_every_epoch_runs_and_no_validation_is_drawn(tmp_
     cfg = PretrainConfig(lr=5e-2, batch_size=16, epochs=3, eval_every=1)
     curve: list[tuple[int, dict]] = []
     log = lambda step, m: curve.append((step, m))  # noqa: E731
-    _, updates, _ = pretrained_generator(
-        cfg, task, BenchConfig(curve_samples=64), 0, "cpu", tmp_path, code="t", log=log
+    pretraining = Pretraining(
+        cfg, task, BenchConfig(curve_samples=64), torch.device("cpu"), tmp_path, code="t"
     )
+    _, updates, _ = pretraining.generator(0, log=log)
     assert updates == 3 * updates_per_epoch(cfg, 64) == curve[-1][0]
     assert not any("learning_curve/nll_valid" in m for _, m in curve)

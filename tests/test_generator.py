@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy import stats
 
-from bench.metrics import nll_oracle, nll_test
+from bench.metrics.nll import nll_oracle, nll_test
 from methods.generator import (
     LOG_PROB_CHUNK_BYTES,
     LSTMGenerator,

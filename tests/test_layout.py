@@ -1,42 +1,35 @@
-"""The code's shape: an acyclic import graph, a docstring per module, no method imports another."""
+"""The code's shape: sub-packages by job, an acyclic import graph that runs one way, modules of at
+most 400 lines that say their job, and method files imported by the registry alone."""
 
 import ast
-from pathlib import Path
 
 import pytest
 
-from bench.tracking import PRESENTATION
+from bench.cells.keys import CELL_CODE, PRETRAIN_CODE, REFERENCE_CODE, method_modules
+from bench.store.source import closure, import_graph, modules, project_root
 from methods import METHODS
 
-ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("bench", "methods", "oracle")
+ROOT = project_root()
+GRAPH = import_graph(ROOT)
+# bench's layers, bottom to top: a module may import its own layer and the ones below it
+LAYERS = (
+    {"bench", "bench.config"},
+    {"bench.metrics"},
+    {"bench.train"},
+    {"bench.store"},
+    {"bench.cells"},
+    {"bench.report"},
+    {"bench.cli", "bench.run", "bench.rescore", "bench.sample"},
+)
 
 
-def _modules() -> dict[str, Path]:
-    return {
-        ".".join(f.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): f
-        for pkg in PACKAGES
-        for f in sorted((ROOT / pkg).rglob("*.py"))
-    }
-
-
-def _imports(path: Path, known: set[str]) -> set[str]:
-    """Every project module `path` imports, at any depth (functions and TYPE_CHECKING too)."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        names = []
-        if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-        found |= {n for n in names if n in known}
-    return found
-
-
-def _graph() -> dict[str, set[str]]:
-    modules = _modules()
-    known = set(modules)
-    return {m: _imports(f, known) - {m} for m, f in modules.items()}
+def _layer(module: str) -> int | None:
+    for i, names in enumerate(LAYERS):
+        if any(module == n or module.startswith(n + ".") for n in names if n != "bench"):
+            return i
+        if module in names:
+            return i
+    return None
 
 
 def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -59,36 +52,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 
 def test_the_import_graph_is_acyclic():
-    assert _cycle(_graph()) is None
-
-
-def _top_level_imports(path: Path, known: set[str]) -> set[str]:
-    """The project modules `path` imports when it is imported (module-level statements only)."""
-    found = set()
-    for node in ast.parse(path.read_text()).body:
-        if isinstance(node, ast.Import):
-            found |= {a.name for a in node.names if a.name in known}
-        elif isinstance(node, ast.ImportFrom) and node.module in known:
-            found.add(node.module)
-    return found
-
-
-def test_no_cell_code_imports_a_presentation_module():
-    """source_version leaves PRESENTATION out of the cell keys: sound only while nothing that
-    trains or evaluates a cell imports one: bench.cells, bench.executors and all they import,
-    and what bench.run imports at module level (a `--jobs` worker is spawned by re-importing
-    the `-m bench.run` main module; bench.run imports the report code inside functions)."""
-    modules = _modules()
-    spawned = _top_level_imports(modules["bench.run"], set(modules))
-    assert "bench.cells" in spawned and "bench.report" not in spawned
-    graph, seen, todo = _graph(), set(), ["bench.cells", "bench.executors", *spawned]
-    while todo:
-        if (m := todo.pop()) not in seen:
-            seen.add(m)
-            todo.extend(graph[m])
-    presentation = {p.removesuffix(".py").replace("/", ".") for p in PRESENTATION}
-    assert presentation <= set(graph) and "bench.evaluate" in seen
-    assert not seen & presentation
+    assert _cycle(GRAPH) is None
 
 
 def test_the_cycle_finder_finds_a_cycle():
@@ -96,18 +60,57 @@ def test_the_cycle_finder_finds_a_cycle():
     assert _cycle({"a": {"b"}, "b": set()}) is None
 
 
+def test_every_bench_module_sits_in_a_layer_and_imports_none_above_it():
+    upward = []
+    for m, deps in GRAPH.items():
+        if not m.startswith("bench"):
+            continue
+        assert _layer(m) is not None, f"{m} is in no layer of LAYERS"
+        upward += [(m, d) for d in deps if d.startswith("bench") and _layer(d) > _layer(m)]
+    assert upward == []
+
+
+def test_the_layer_check_sees_an_upward_import():
+    assert _layer("bench.train.loop") < _layer("bench.cells.lifecycle") < _layer("bench.report")
+
+
+def test_no_training_code_imports_report_code():
+    """Nothing a cell or a pre-training runs, nor what a `--jobs` worker imports (it re-imports
+    the `-m bench.run` main module: its module-level imports), reaches bench.report."""
+    main_imports = set()
+    for node in ast.parse((ROOT / "bench" / "run.py").read_text()).body:
+        if isinstance(node, ast.ImportFrom) and node.module in GRAPH:
+            main_imports.add(node.module)
+    roots = {"bench.cells.executors", "bench.cells.lifecycle", *CELL_CODE, *main_imports}
+    reached = closure(GRAPH, roots, opaque=())
+    assert "bench.train.cell" in reached and "bench.metrics.evaluate" in reached
+    assert not {m for m in reached if m.startswith("bench.report")}
+
+
 def test_no_method_module_imports_another_method():
-    """Shared code lives in shared modules (rollout, discriminator, generator, ...), so a
+    """Shared code lives in shared modules (rollout, discriminator, generator, critic, ...), so a
     method file is read alone; only the registry imports the method files."""
-    graph = _graph()
-    methods = {spec.make_trainer.__module__ for spec in METHODS.values()}  # the method files
-    assert {"methods.mle", "methods.seqgan", "methods.wgan_gp"} <= methods
-    importers = {m for m, deps in graph.items() if deps & methods}
-    assert importers <= {"methods", "bench.pretrain"}  # the registry; pre-training uses MLE's step
-    assert "bench.pretrain" not in {m for m, d in graph.items() if d & (methods - {"methods.mle"})}
+    method_files = {m for spec in METHODS.values() for m in method_modules(spec)}
+    method_files -= {"methods.pg"}  # the policy-gradient methods' shared procedure
+    assert {"methods.mle", "methods.seqgan", "methods.wgan_gp"} <= method_files
+    importers = {m for m, deps in GRAPH.items() if deps & method_files}
+    assert importers <= {"methods", "bench.train.pretrain"}  # pre-training uses MLE's step
+    assert not GRAPH["bench.train.pretrain"] & (method_files - {"methods.mle"})
 
 
-@pytest.mark.parametrize("module", sorted(_modules()))
-def test_every_module_says_its_job_in_a_docstring(module):
-    doc = ast.get_docstring(ast.parse(_modules()[module].read_text()))
+def test_cell_code_reaches_the_method_files_only_through_its_spec():
+    """The key roots: the closure of a cell's training code holds no method file but MLE's (the
+    pre-training's step), so one method's key never hashes another method's file."""
+    shared = closure(GRAPH, (*CELL_CODE, *PRETRAIN_CODE, *REFERENCE_CODE))
+    method_files = {m for spec in METHODS.values() for m in method_modules(spec)}
+    assert shared & method_files == {"methods.mle"}
+    assert "methods" not in shared  # the registry is opaque
+    assert {"bench.train.loop", "bench.metrics.bleu", "oracle.data"} <= shared
+
+
+@pytest.mark.parametrize("module", sorted(modules(ROOT)))
+def test_every_module_says_its_job_in_a_docstring_and_stays_short(module):
+    path = modules(ROOT)[module]
+    doc = ast.get_docstring(ast.parse(path.read_text()))
     assert doc and doc.splitlines()[0].strip()
+    assert len(path.read_text().splitlines()) <= 400

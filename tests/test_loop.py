@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from bench.loop import Diverged, LoopState, Phase, check_finite, run_phase
+from bench.train.loop import Diverged, LoopState, Phase, check_finite, run_phase
 
 
 class CountingTrainer:

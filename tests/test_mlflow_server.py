@@ -66,7 +66,7 @@ def test_a_run_against_a_tracking_server_puts_the_report_on_its_parent(tmp_path,
     assert {"README.md", "summary.csv", "samples.txt"} <= stored  # proxied into the destination
     # through the server: the cells' datasets and generators, and a rescore of them
     from bench import rescore
-    from bench.stored import load_generator, rebuild_generator
+    from bench.store.generators import load_generator, rebuild_generator
 
     client = MlflowClient(tracking_uri=mlflow_server)
     exp = client.get_experiment_by_name("server")

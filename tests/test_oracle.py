@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.metrics import nll_oracle
+from bench.metrics.nll import nll_oracle
 from methods.generator import UnigramModel
 from oracle.data import (
     SAMPLING_CODE,

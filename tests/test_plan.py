@@ -4,10 +4,10 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from bench.checkpoint import cell_lock, checkpoint_path, save_checkpoint
-from bench.planning import Estimate, estimate
+from bench.cells.checkpoint import cell_lock, checkpoint_path, save_checkpoint
+from bench.report.plan import Estimate, estimate
 from bench.run import main
-from bench.tracking import Tracker
+from bench.store.tracker import Tracker
 from tests.test_reliability import _argv, _cell_key_of, _runs
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bench.pretrain_report import (
+from bench.report.pretrain import (
     kept_points,
     overfit_summary,
     pretrain_curves,
@@ -14,7 +14,7 @@ from bench.pretrain_report import (
     pretrain_section,
 )
 from bench.run import main
-from bench.tracking import Tracker
+from bench.store.tracker import Tracker
 
 PARAMS = {
     "pretrain.epochs": "6",

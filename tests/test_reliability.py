@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from bench.cells.results import CellResult, Status, worker_died, worker_error, worker_timed_out
 from bench.run import main
-from bench.tracking import PRESENTATION, source_version
 
 
 def _argv(root, uri, *extra):
@@ -179,7 +179,7 @@ def test_jobs_run_cells_in_worker_processes_and_give_the_local_results(tmp_path,
 
     import torch
 
-    from bench.executors import usable_cores
+    from bench.cells.pool import usable_cores
 
     results = {}
     threads = torch.get_num_threads()
@@ -211,7 +211,7 @@ def test_jobs_run_cells_in_worker_processes_and_give_the_local_results(tmp_path,
 
 
 def _cell_key_of(argv, method, seed):
-    from bench.cells import cell_key
+    from bench.cells.keys import cell_key
     from bench.cli import make_plan
     from oracle.data import load_task
 
@@ -225,7 +225,7 @@ def test_a_checkpoint_that_does_not_fit_is_dropped_and_the_cell_starts_over(
 ):
     import torch
 
-    from bench.checkpoint import checkpoint_path, save_checkpoint
+    from bench.cells.checkpoint import checkpoint_path, save_checkpoint
 
     argv = _argv(tmp_path, mlflow_uri, "--methods", "mle", "--bench.sweep-alphas", "1")
     plan, key = _cell_key_of(argv, "mle", 0)
@@ -246,7 +246,7 @@ def test_a_checkpoint_that_does_not_fit_is_dropped_and_the_cell_starts_over(
 
 
 def test_a_cell_another_process_is_running_is_skipped_not_duplicated(tmp_path, mlflow_uri):
-    from bench.checkpoint import cell_lock
+    from bench.cells.checkpoint import cell_lock
 
     argv = _argv(tmp_path, mlflow_uri, "--methods", "mle", "--bench.sweep-alphas", "1")
     plan, key = _cell_key_of(argv, "mle", 0)
@@ -263,9 +263,12 @@ def test_a_cell_another_process_is_running_is_skipped_not_duplicated(tmp_path, m
 
 def test_a_cell_finished_elsewhere_after_planning_is_reused_not_run_again(tmp_path, mlflow_uri):
     # invocation B planned the cell while A still ran it; A finished before B took the lock
-    from bench.cells import Cell, Invocation, run_cell
-    from bench.progress import QuietProgress
-    from bench.tracking import Tracker
+    from bench.cells.keys import Cell
+    from bench.cells.lifecycle import run_cell
+    from bench.cells.plan import Invocation
+    from bench.cells.progress import QuietProgress
+    from bench.cells.results import CellResult, Status
+    from bench.store.tracker import Tracker
     from oracle.data import load_task
 
     argv = _argv(tmp_path, mlflow_uri, "--methods", "mle", "--bench.sweep-alphas", "1")
@@ -276,8 +279,9 @@ def test_a_cell_finished_elsewhere_after_planning_is_reused_not_run_again(tmp_pa
     tracker = Tracker(mlflow_uri, "rel")
     parent = tracker.start("b", {"kind": "parent"})
     inv = Invocation(plan, task, tracker, parent, {})
-    status = run_cell(inv, Cell("mle", 0, key), QuietProgress())
-    assert status == "reused" and [r.info.run_id for r in _runs(mlflow_uri)] == [first.info.run_id]
+    result = run_cell(inv, Cell("mle", 0, key), QuietProgress())
+    assert result.status is Status.REUSED and isinstance(result, CellResult)
+    assert [r.info.run_id for r in _runs(mlflow_uri)] == [first.info.run_id]
     assert [r.info.run_id for r in tracker.cells(parent)] == [first.info.run_id]
 
 
@@ -285,14 +289,16 @@ def test_a_cell_locked_after_planning_is_skipped_without_marking_its_run_killed(
     tmp_path, mlflow_uri, monkeypatch
 ):
     # the lock is taken by another invocation between this one's planning and its start
-    import bench.cells
-    from bench.checkpoint import cell_lock
-    from bench.tracking import Tracker
+    import bench.cells.choose
+    from bench.cells.checkpoint import cell_lock
+    from bench.store.tracker import Tracker
 
     argv = _argv(tmp_path, mlflow_uri, "--methods", "mle", "--bench.sweep-alphas", "1")
     plan, key = _cell_key_of(argv, "mle", 0)
     live = Tracker(mlflow_uri, "rel").start("live", {"kind": "method", "cell_key": key})
-    monkeypatch.setattr(bench.cells, "cell_busy", lambda cache_dir, key: False)  # planned as free
+    monkeypatch.setattr(
+        bench.cells.choose, "cell_busy", lambda cache_dir, key: False
+    )  # planned as free
     with cell_lock(plan.cache_dir, key) as held:
         assert held
         assert main(argv) == 0
@@ -304,7 +310,7 @@ class _DeadWorkers:
     """A pool whose every cell job comes back as from a worker that died (or was killed for
     its time limit: `result`)."""
 
-    def __init__(self, result: str) -> None:
+    def __init__(self, result) -> None:
         self.jobs, self.result = [], result
 
     def submit(self, job):
@@ -312,24 +318,27 @@ class _DeadWorkers:
         return len(self.jobs) - 1
 
     def wait_one(self, handles):
-        from bench.executors import PretrainJob
+        from bench.cells.executors import PretrainJob
+        from bench.cells.results import CellResult, Status
 
         pretrain = isinstance(self.jobs[handles[0]], PretrainJob)
-        return handles[0], "" if pretrain else self.result
+        return handles[0], CellResult(Status.FINISHED) if pretrain else self.result
 
 
 @pytest.mark.parametrize(
     "result, status",
     [
-        ("failed (worker process died, exit code 9)", "killed"),
-        ("timeout (worker killed 30 s past --bench.cell-timeout)", "timeout"),
+        (worker_died(9), "killed"),
+        (worker_timed_out(30), "timeout"),
+        (worker_error(RuntimeError("lost")), "killed"),
     ],
 )
 def test_a_cell_whose_worker_died_is_recorded_killed(tmp_path, mlflow_uri, result, status):
-    from bench.cells import Cell, Invocation
-    from bench.executors import schedule
-    from bench.progress import QuietProgress
-    from bench.tracking import Tracker
+    from bench.cells.executors import schedule
+    from bench.cells.keys import Cell
+    from bench.cells.plan import Invocation
+    from bench.cells.progress import QuietProgress
+    from bench.store.tracker import Tracker
 
     argv = _argv(tmp_path, mlflow_uri, "--methods", "mle")
     plan, key = _cell_key_of(argv, "mle", 0)
@@ -339,31 +348,6 @@ def test_a_cell_whose_worker_died_is_recorded_killed(tmp_path, mlflow_uri, resul
     schedule(_DeadWorkers(result), inv, [Cell("mle", 0, key)], QuietProgress())
     run = tracker.client.get_run(orphan)
     assert run.info.status == "KILLED" and run.data.tags["cell_status"] == status
-
-
-def test_source_version_follows_code_not_docs(tmp_path):
-    for rel, text in {
-        "pyproject.toml": "[project]\n",
-        "bench/run.py": "A = 1\n",
-        "methods/mle.py": "B = 1\n",
-        "oracle/model.py": "C = 1\n",
-        "README.md": "docs\n",
-        "tests/test_x.py": "def test(): pass\n",
-        "reports/reference/README.md": "table\n",
-        "bench/report.py": "D = 1\n",
-    }.items():
-        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / rel).write_text(text)
-    base = source_version(tmp_path)
-    assert base.startswith("src-") and source_version(tmp_path) == base
-    for rel in ("README.md", "tests/test_x.py", "reports/reference/README.md", *PRESENTATION):
-        (tmp_path / rel).write_text("edited\n")
-    assert source_version(tmp_path) == base  # docs, tests, reports, report code: no re-run
-    changed = []
-    for rel in ("methods/new_method.py", "methods/mle.py", "oracle/model.py", "pyproject.toml"):
-        (tmp_path / rel).write_text("edited = 2\n")  # a new, untracked method file counts too
-        changed.append(source_version(tmp_path))
-    assert len({base, *changed}) == 5
 
 
 @dataclass(frozen=True)
@@ -383,7 +367,7 @@ def _pool_plan(jobs: int, cell_timeout: float = 0.0):
 
 
 def test_a_dying_worker_fails_only_its_own_job():
-    from bench.executors import ProcessPool
+    from bench.cells.pool import ProcessPool
 
     results = {}
     with ProcessPool(_pool_plan(2)) as pool:
@@ -391,7 +375,7 @@ def test_a_dying_worker_fails_only_its_own_job():
         while pending:
             handle, result = pool.wait_one(list(pending))
             results[pending.pop(handle)] = result
-    assert results[-1] == "failed (worker process died, exit code 3)"
+    assert results[-1] == CellResult(Status.KILLED, "worker process died, exit code 3", True)
     assert all(results[v].startswith(f"ok {v} in ") for v in (1, 2, 3))
     pids = {results[v].rsplit(" ", 1)[1] for v in (1, 2, 3)}
     assert str(os.getpid()) not in pids and len(pids) == 3  # one process per job
@@ -401,7 +385,7 @@ def test_a_worker_whose_driver_is_already_gone_exits_at_once():
     """PR_SET_PDEATHSIG only fires for a parent that dies after the call; a worker whose driver
     died while it started (it was re-parented) must exit instead of training an orphan cell."""
     code = (
-        "import os, sys; from bench.executors import _init_worker; "
+        "import os, sys; from bench.cells.pool import _init_worker; "
         "_init_worker(1, int(sys.argv[1])); print('survived')"
     )
     gone = subprocess.run(
@@ -422,14 +406,14 @@ class _Hang:
 
 
 def test_a_worker_past_its_time_limit_is_killed_and_reported_timeout(monkeypatch):
-    import bench.executors
-    from bench.executors import ProcessPool
+    import bench.cells.pool
+    from bench.cells.pool import ProcessPool
 
-    monkeypatch.setattr(bench.executors, "TIMEOUT_GRACE_S", 0.5)
+    monkeypatch.setattr(bench.cells.pool, "TIMEOUT_GRACE_S", 0.5)
     start = time.monotonic()
     with ProcessPool(_pool_plan(1, cell_timeout=1.0)) as pool:
         handle, result = pool.wait_one([pool.submit(_Hang())])
-    assert result.startswith("timeout (worker killed") and time.monotonic() - start < 60
+    assert result == worker_timed_out(0.5) and time.monotonic() - start < 60
 
 
 def test_a_cell_past_its_time_limit_is_recorded_timeout_and_resumable(tmp_path, mlflow_uri):
@@ -443,7 +427,8 @@ def test_a_cell_past_its_time_limit_is_recorded_timeout_and_resumable(tmp_path, 
 
 
 def test_stale_parent_runs_are_marked_killed(tmp_path, mlflow_uri):
-    from bench.tracking import Tracker, driver_tags
+    from bench.store.liveness import driver_tags
+    from bench.store.tracker import Tracker
 
     tracker = Tracker(mlflow_uri, "rel")
     done = subprocess.run(

@@ -7,19 +7,11 @@ import pandas as pd
 import pytest
 import torch
 
-from bench.evaluate import parse_sweep_key, sweep_key, temperature_sweep
-from bench.plots import plot_curves, plot_quality_diversity
-from bench.report import (
-    COLUMNS,
-    Report,
-    curves,
-    display_table,
-    parent_metrics,
-    publish_report,
-    sweep_frame,
-    tidy_results,
-)
-from bench.stats import (
+from bench.metrics.evaluate import EvalSettings, parse_sweep_key, sweep_key, temperature_sweep
+from bench.report.load import curves, sweep_frame, tidy_results
+from bench.report.plots import plot_curves, plot_quality_diversity
+from bench.report.publish import parent_metrics, publish_report
+from bench.report.stats import (
     mean_ci,
     mean_curve_by_seconds,
     prob_beats,
@@ -30,7 +22,9 @@ from bench.stats import (
     sweep_summary,
     with_sweep_summary,
 )
-from bench.tracking import Tracker, TrackingError
+from bench.report.table import COLUMNS, display_table
+from bench.report.write import Report
+from bench.store.tracker import Tracker, TrackingError
 from tests.conftest import tiny_generator
 
 
@@ -79,7 +73,10 @@ def test_probability_of_beating_counts_pairs_and_half_ties():
 
 def test_sweep_nll_test_equals_the_scaled_model_directly(task):
     gen = tiny_generator(task, std=0.5)
-    points = dict(temperature_sweep(gen, task, (0.5, 1.0, 2.0), 64, seed=0, device="cpu"))
+    ev = EvalSettings(
+        torch.device("cpu"), 0, 64, 64, 0, sweep_alphas=(0.5, 1.0, 2.0), sweep_samples=64
+    )
+    points = dict(temperature_sweep(gen, task, ev))
     x = task.test[:64]
     for alpha, metrics in points.items():
         logp = torch.log_softmax(gen(x) * alpha, -1).gather(-1, x[..., None])  # (n, T, 1)
@@ -336,7 +333,7 @@ def test_a_store_that_refuses_the_report_is_a_tracking_error_naming_the_parent(
 def test_a_paper_oracle_report_shows_published_numbers_with_sources_and_every_budget(
     mlflow_uri, tmp_path
 ):
-    from bench.report import write_report
+    from bench.report.write import write_report
 
     tracker = Tracker(mlflow_uri, "budgets")
     parent = tracker.start("bench", {"kind": "parent", "oracle_kind": "seqgan-paper"})

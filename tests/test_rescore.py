@@ -11,9 +11,9 @@ import torch
 from mlflow import MlflowClient
 
 from bench import rescore, sample
-from bench.evaluate import eval_rng
+from bench.metrics.evaluate import eval_rng
 from bench.run import main as run_main
-from bench.stored import ARTIFACT, SHAPE, rebuild_generator
+from bench.store.generators import ARTIFACT, SHAPE, rebuild_generator
 
 EXPERIMENT = "keep"
 

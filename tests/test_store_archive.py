@@ -10,8 +10,8 @@ import torch
 from mlflow import MlflowClient
 
 from bench.run import main as run_main
-from bench.stored import load_generator
-from bench.tracking import Tracker
+from bench.store.generators import load_generator
+from bench.store.tracker import Tracker
 from tools.store_archive import main as archive_main
 
 EXPERIMENT = "archive"

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, ".")
-from bench.evaluate import curve_point, final_metrics  # noqa: E402
+from bench.metrics.evaluate import curve_point, final_metrics  # noqa: E402
 from methods import METHODS, mle  # noqa: E402
 from methods.base import TrainContext  # noqa: E402
 from methods.config import build  # noqa: E402

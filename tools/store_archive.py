@@ -40,8 +40,8 @@ from pathlib import Path
 
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric
 
-from bench.stored import ARTIFACT as GENERATOR_ARTIFACT
-from bench.tracking import Tracker, TrackingError
+from bench.store.generators import ARTIFACT as GENERATOR_ARTIFACT
+from bench.store.tracker import Tracker, TrackingError
 
 FORMAT = 1
 KINDS = ("method", "pretrain", "reference")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from bench.checkpoint import load_checkpoint
+from bench.cells.checkpoint import load_checkpoint
 from methods.generator import LSTMGenerator
 from methods.gumbel import gumbel_rollout
 

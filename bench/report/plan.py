@@ -12,10 +12,11 @@ from dataclasses import dataclass
 
 from mlflow import MlflowClient
 
-from bench.cells import cell_key, reference_key, reference_models
-from bench.checkpoint import cell_busy, checkpoint_path, load_checkpoint
-from bench.cli import Plan
-from bench.tracking import Tracker, TrackingError, check_uri
+from bench.cells.checkpoint import cell_busy, checkpoint_path, load_checkpoint
+from bench.cells.keys import cell_key, reference_key
+from bench.cells.plan import Plan
+from bench.metrics.evaluate import reference_models
+from bench.store.tracker import Tracker, TrackingError, check_uri
 from oracle.data import build_oracle, load_task
 
 ACTIONS = ("reuse", "resume", "elsewhere", "train")
@@ -48,7 +49,7 @@ def print_plan(plan: Plan) -> int:
     build_oracle(plan.oracle)  # a bad oracle file fails here, as it would in a run
     tracker = open_store(plan)
     task = load_task(plan.oracle, plan.bench.n_train, plan.bench.n_test, plan.cache_dir)
-    estimates = {m: estimate(tracker, m, plan.preset, plan.code) for m in plan.methods}
+    estimates = {m: estimate(tracker, m, plan.preset, plan.code[m]) for m in plan.methods}
     rows = [
         cell_row(plan, tracker, method, seed, cell_key(plan, method, seed, task), estimates[method])
         for seed in plan.seeds
@@ -139,7 +140,7 @@ def print_rows(plan: Plan, rows: list[Row], refs: dict[str, str], estimates) -> 
 
     console = Console(width=200)
     t = Table(
-        title=f"plan: experiment {plan.experiment}, preset {plan.preset}, code {plan.code}",
+        title=f"plan: experiment {plan.experiment}, preset {plan.preset}",
         caption=f"store {plan.tracking_uri}; nothing was run (--plan)",
     )
     for col in ("method", "seed", "cell key", "action", "detail", "time", "estimate"):
@@ -165,6 +166,6 @@ def print_rows(plan: Plan, rows: list[Row], refs: dict[str, str], estimates) -> 
         print(
             "note: the store has finished cells of "
             + ", ".join(f"{m} ({n})" for m, n in stale.items())
-            + " from another code version; a code edit changes every cell key, so they are "
-            "not reused"
+            + " from another version of their code; an edit to a method's code, or to the "
+            "training and evaluation every cell runs, changes its cell keys, so they are not reused"
         )

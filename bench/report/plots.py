@@ -2,8 +2,8 @@
 
 Every function builds its own `matplotlib.figure.Figure` and saves it with `Figure.savefig`,
 which renders through Agg without selecting a backend or touching pyplot's global figure state.
-The frames are those of `bench.stats` (tidy results, sweep) and learning curves (method, seed,
-step, value).
+The frames are those of `bench.report.stats` (tidy results, sweep) and learning curves
+(method, seed, step, value).
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def plot_pretrain_curves(curves: pd.DataFrame, path: Path, published: float | No
     early stopping measured it, NLL-valid (right); mean over the seeds evaluated at each epoch,
     band min..max, early stopping's kept epochs as dotted verticals. All lower is better.
 
-    `curves`: seed, epoch, metric, value (`bench.pretrain_report.pretrain_curves`); `published`:
+    `curves`: seed, epoch, metric, value (`bench.report.pretrain.pretrain_curves`); `published`:
     a published NLL-oracle of the same recipe, drawn as a grey dashed line on the left.
     """
     from matplotlib.figure import Figure

@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from bench.metrics.evaluate import sweep_best
+
 
 def mean_ci(values: np.ndarray) -> tuple[float, float, float]:
     """Mean over seeds (n,) and its 95% Student-t interval; (mean, nan, nan) when n = 1.
@@ -108,17 +110,6 @@ def prob_beats_baseline(
         for method, part in ok[ok.method != baseline].groupby("method", sort=False):
             out[method] = prob_beats(part.value.to_numpy(), base, lower_is_better)
     return pd.Series(out, dtype=float)
-
-
-def sweep_best(alphas, nll_oracle, nll_test) -> tuple[float, float]:
-    """The best point of one (method, seed)'s sweep: (least NLL-oracle + NLL-test, its alpha).
-
-    `alphas`, `nll_oracle`, `nll_test`: (k,) arrays, one entry per alpha (any order). Lower sum
-    is better; the alpha is a location (no direction); ties go to the first entry; NaNs skipped.
-    """
-    total = np.asarray(nll_oracle, float) + np.asarray(nll_test, float)  # (k,)
-    i = int(np.nanargmin(total))
-    return float(total[i]), float(np.asarray(alphas, float)[i])
 
 
 def sweep_summary(sweep: pd.DataFrame) -> pd.DataFrame:

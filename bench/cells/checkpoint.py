@@ -1,6 +1,6 @@
 """Checkpoints inside a cell: a killed cell continues from its last one, not from the start.
 
-One file per cell, named by the cell's key (`bench.cells.cell_key`), so only a run whose result
+One file per cell, named by the cell's key (`bench.cells.keys.cell_key`), so only a run whose result
 would be the same can pick it up. Written atomically: a kill mid-write leaves the previous
 checkpoint intact. Removed once the cell reaches a final status.
 """
@@ -75,3 +75,19 @@ def cell_busy(cache_dir: Path, cell_key: str) -> bool:
     """Whether another live process is running this cell right now."""
     with cell_lock(cache_dir, cell_key) as acquired:
         return not acquired
+
+
+class CellCheckpoint:
+    """The checkpoint file of one cell (`bench.train.cell.Checkpoints`)."""
+
+    def __init__(self, cache_dir: Path, cell_key: str) -> None:
+        self.path = checkpoint_path(cache_dir, cell_key)
+
+    def load(self) -> dict[str, Any] | None:
+        return load_checkpoint(self.path)
+
+    def save(self, state: dict[str, Any]) -> None:
+        save_checkpoint(self.path, state)
+
+    def discard(self) -> None:
+        remove_checkpoint(self.path)

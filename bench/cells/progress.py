@@ -11,7 +11,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from bench.pretrain import pretrain_updates
+from bench.cells.results import CellResult, Status
+from bench.train.pretrain import pretrain_updates
 
 
 class CellProgress:
@@ -72,16 +73,22 @@ class CellProgress:
     def note(self, text: str) -> None:
         self.bar.console.log(text)
 
-    def finished(self, method: str, seed: int, status: str) -> None:
-        """A cell that ran elsewhere (a worker process, a Ray task) reached `status`."""
-        if status != "finished":
-            self.bar.console.log(f"{method} seed {seed}: {status}")
+    def skipped(self, method: str, seed: int, sentence: str) -> None:
+        """A cell not run here (another invocation runs it); `sentence` says why."""
+        self.bar.console.log(f"{method} seed {seed}: {sentence}")
         self.bar.advance(self.all)
 
-    def done(self, status: str, sentence: str) -> None:
-        """The current cell reached `status`; `sentence` says it for the log."""
-        if status != "finished":
-            self.bar.console.log(f"{self.bar.tasks[-1].description}: {sentence}")
+    def finished(self, method: str, seed: int, result: CellResult) -> None:
+        """A cell that ran elsewhere (a worker process, a Ray task) came to `result`."""
+        if result.status is not Status.FINISHED:
+            self.bar.console.log(f"{method} seed {seed}: {result}")
+        self.bar.advance(self.all)
+
+    def done(self, result: CellResult) -> None:
+        """The current cell came to `result`."""
+        if result.status is not Status.FINISHED:
+            text = result.message or result.status.value
+            self.bar.console.log(f"{self.bar.tasks[-1].description}: {text}")
         self.bar.advance(self.all)
 
 
@@ -100,6 +107,8 @@ class QuietProgress:
 
     def note(self, text: str) -> None: ...
 
-    def finished(self, method: str, seed: int, status: str) -> None: ...
+    def skipped(self, method: str, seed: int, sentence: str) -> None: ...
 
-    def done(self, status: str, sentence: str) -> None: ...
+    def finished(self, method: str, seed: int, result: CellResult) -> None: ...
+
+    def done(self, result: CellResult) -> None: ...

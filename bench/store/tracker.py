@@ -1,4 +1,4 @@
-"""MLflow tracking: one parent run per invocation, one child run per (method, seed) cell.
+"""The MLflow store of an experiment: one parent run per invocation, one child run per cell.
 
 Uses `MlflowClient` with explicit run ids (no global active run). Metrics go out in batches,
 one `log_batch` call per evaluation, never one call per value.
@@ -6,12 +6,9 @@ one `log_batch` call per evaluation, never one call per value.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import platform
 import re
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -19,12 +16,10 @@ from pathlib import Path
 
 import mlflow
 import mlflow.data
-import numpy
-import sacrebleu
-import torch
 from mlflow import MlflowClient
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
-from mlflow.tracking.context.registry import resolve_tags
+
+from bench.store.liveness import driver_alive
 
 MAX_TAG_LENGTH = 8000  # MLflow's limit on a tag value
 SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "file", "databricks")
@@ -55,125 +50,6 @@ def check_uri(uri: str) -> None:
                 f"tracking server {uri!r} is unreachable ({reason}); "
                 "start it or pass --tracking-uri sqlite:///mlflow.db"
             ) from None
-
-
-def git_commit() -> str:
-    root = Path(__file__).resolve().parent.parent
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
-        ).stdout.strip()
-        diff = subprocess.run(
-            ["git", "diff", "HEAD"], cwd=root, capture_output=True, timeout=30
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    # uncommitted edits: their hash, so two different edits never share cells or checkpoints
-    dirty = f"-dirty-{hashlib.sha256(diff).hexdigest()[:8]}" if diff else ""
-    return (sha or "unknown") + dirty
-
-
-SOURCE_PACKAGES = ("bench", "methods", "oracle")
-# Modules that only read the store and render, or re-score kept generators into new runs
-# (reports, budgets, published numbers, plots, the plan, re-scoring, sampling):
-# neither a cell's nor a pre-training's code imports them (tests/test_layout.py checks it), so
-# they cannot change a result and an edit to them keeps every cell reusable.
-PRESENTATION = (
-    "bench/budgets.py",
-    "bench/planning.py",
-    "bench/plots.py",
-    "bench/pretrain_report.py",
-    "bench/published.py",
-    "bench/report.py",
-    "bench/rescore.py",
-    "bench/sample.py",
-)
-
-
-def source_version(root: Path | None = None) -> str:
-    """A hash of the code that determines results: every .py file of the packages except the
-    `PRESENTATION` modules, and pyproject.toml (its pins), tracked or not. Part of every cell and
-    pre-training key, so an edit to a method, even one not yet committed, never reuses old cells,
-    while edits to docs, tests, reports (`--experiment reference` rewrites reports/) or the
-    report code reuse them."""
-    root = root or Path(__file__).resolve().parent.parent
-    files = [root / "pyproject.toml"]
-    files += sorted(
-        f
-        for pkg in SOURCE_PACKAGES
-        for f in (root / pkg).rglob("*.py")
-        if f.relative_to(root).as_posix() not in PRESENTATION
-    )
-    digest = hashlib.sha256()
-    for f in files:
-        if f.is_file():
-            digest.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
-    return "src-" + digest.hexdigest()[:16]
-
-
-def environment_tags(device: torch.device) -> dict[str, str]:
-    return {
-        "git_commit": git_commit(),
-        "source_version": source_version(),
-        "device": str(device)
-        + (
-            f" ({torch.cuda.get_device_name(device)})"
-            if device.type == "cuda"
-            else f" ({platform.processor() or 'cpu'})"
-        ),
-        "torch_version": torch.__version__,
-        "numpy_version": numpy.__version__,
-        "sacrebleu_version": sacrebleu.__version__,  # BLEU's tokenisation and smoothing
-        "python_version": platform.python_version(),
-        "mlflow_version": mlflow.__version__,
-        "cuda_version": str(torch.version.cuda),
-    }
-
-
-def mlflow_context_tags(commit: str) -> dict[str, str]:
-    """MLflow's own fields (user, source name and type), as `mlflow.start_run` would set them,
-    and the code version (`mlflow.source.git.commit`): the UI's User, Source, Version columns."""
-    tags = resolve_tags({})
-    tags["mlflow.source.name"] = "python -m bench.run"
-    if commit != "unknown":
-        tags["mlflow.source.git.commit"] = commit.split("-dirty")[0]
-    return tags
-
-
-def _process_start(pid: int) -> str:
-    """The process's start time in clock ticks since boot (Linux /proc), '' where unknown: with
-    the pid, it names one process, so a recycled pid is not mistaken for a live driver."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
-
-
-def driver_tags() -> dict[str, str]:
-    """Tags naming the invocation's process, so a later one can tell it died (see
-    `Tracker.mark_stale_parents`)."""
-    pid = os.getpid()
-    return {
-        "driver_host": platform.node(),
-        "driver_pid": str(pid),
-        "driver_start": _process_start(pid),
-    }
-
-
-def driver_alive(tags: dict[str, str]) -> bool | None:
-    """Whether the invocation that wrote `tags` (driver_tags) still runs; None: cannot tell
-    (another host, or tags from before they existed)."""
-    if tags.get("driver_host") != platform.node() or not tags.get("driver_pid", "").isdigit():
-        return None
-    pid = int(tags["driver_pid"])
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, another user's
-        pass
-    start = tags.get("driver_start", "")
-    return not start or _process_start(pid) == start
 
 
 def artifact_location(uri: str, experiment: str) -> str | None:

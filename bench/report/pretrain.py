@@ -4,7 +4,7 @@ Every method of an invocation starts from its seed's pre-training, and the SeqGA
 is that pre-training alone (the `long` and `paper` presets run the original code's recipe: 120
 epochs, lr 1e-2, batch 64, 9,984 sequences). Loading (`pretrain_runs`, `pretrain_curves`) reads
 the Tracker; `kept_points` and `overfit_summary` are pure; `pretrain_section` renders Markdown.
-The plot is `bench.plots.plot_pretrain_curves`.
+The plot is `bench.report.plots.plot_pretrain_curves`.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bench.published import NLL_ORACLE
-from bench.stats import mean_ci
-from bench.tracking import Tracker
+from bench.report.published import NLL_ORACLE
+from bench.report.stats import mean_ci
+from bench.store.tracker import Tracker
 
 CURVE_METRICS = ("nll_oracle", "nll_test", "nll_valid")  # learning_curve/<name>
 PRETRAIN_PARAMS = "pretrain."

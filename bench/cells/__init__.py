@@ -1,0 +1,1 @@
+"""Cells of an invocation: the resolved plan, keys, lifecycle, checkpoints and executors."""

@@ -1,0 +1,55 @@
+"""`python -m bench.report`: rebuild an experiment's report from MLflow alone (no retraining)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bench.report.publish import publish_report
+from bench.report.table import print_table
+from bench.report.write import write_report
+from bench.store.tracker import Tracker, TrackingError, default_uri
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.report",
+        description="Rebuild the tables and plots of a finished "
+        "experiment from MLflow alone (no retraining).",
+    )
+    parser.add_argument("--experiment", default="seqgan-bench", help="MLflow experiment name")
+    parser.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or ./mlflow.db)",
+    )
+    parser.add_argument(
+        "--run-id",
+        default=None,
+        help="parent run id of one bench.run invocation (default: the latest)",
+    )
+    parser.add_argument("--reports-dir", default="reports", help="write into <dir>/<experiment>/")
+    parser.add_argument(
+        "--no-publish",
+        action="store_true",
+        help="only write the files; do not (re)log them, the table and the summary metrics "
+        "to the parent run",
+    )
+    args = parser.parse_args(argv)
+    try:
+        tracker = Tracker(args.tracking_uri or default_uri(), args.experiment, create=False)
+        parent = args.run_id or tracker.latest_parent()
+        out_dir = Path(args.reports_dir) / args.experiment
+        written = write_report(tracker, parent, out_dir)
+        if not args.no_publish:
+            publish_report(tracker, parent, out_dir, written)
+    except (TrackingError, OSError) as e:
+        print(f"bench.report: error: {e}", file=sys.stderr)
+        return 2
+    print_table(written.table, f"{args.experiment} ({parent})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The MLflow store: the Tracker, code and environment provenance, kept generators."""

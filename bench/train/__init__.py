@@ -1,0 +1,1 @@
+"""Training: the one run loop every method steps through, the shared pre-training, one cell."""
