@@ -56,10 +56,10 @@ def build_parser() -> OneLineParser:
         "--preset",
         default="quick",
         choices=PRESET_NAMES,
-        help="smoke: under a minute, for tests; quick (default): the whole suite in "
-        "~20 min on 2 CPU cores; long: every method's paper-preset number of generator updates "
-        "and the paper's pre-training, with quick's reduced discriminators (CPU-sized); paper: "
-        "the SeqGAN paper's schedule, for a GPU",
+        help="smoke: tiny, for tests; quick (default): reduced budgets sized for 2 CPU cores "
+        "(README, Presets and timings); long: every method's paper-preset number of generator "
+        "updates and the paper's pre-training, with quick's reduced discriminators (CPU-sized); "
+        "paper: the SeqGAN paper's schedule, for a GPU",
     )
     p.add_argument("--device", default="auto", choices=DEVICES, help="auto picks CUDA when present")
     p.add_argument(

@@ -24,7 +24,7 @@ class BenchConfig:
     curve_samples: int = hp(
         2_000,
         "generator samples per learning-curve evaluation",
-        source="tuning: ~2 s per evaluation on 2 CPU cores",
+        source="tuning: a cheap point every eval-every updates (docs/bench.md, Evaluation costs)",
         check="positive",
     )
     final_samples: int = hp(
@@ -36,8 +36,8 @@ class BenchConfig:
     bleu_samples: int = hp(
         0,
         "final samples scored by BLEU and Self-BLEU (the first n of them); 0 = all of them",
-        source="issue 12: all 10,000 against the 10,000 held-out sequences cost seconds per cell "
-        "(sacrebleu's counts, bench/bleu.py), so a subset no longer buys anything",
+        source="all of them: sacrebleu's counts (bench/metrics/bleu.py) make a subset buy "
+        "nothing (docs/bench.md, Evaluation costs)",
         check="nonneg",
     )
     eval_seed: int = hp(
@@ -56,14 +56,14 @@ class BenchConfig:
     sweep_samples: int = hp(
         1_000,
         "generator samples (and held-out sequences) per alpha of the temperature sweep",
-        source="tuning: ~1 s per alpha on 2 CPU cores",
+        source="tuning: enough for a curve, cheap (docs/bench.md, Evaluation costs)",
         check="positive",
     )
     checkpoint_every: int = hp(
         10,
         "generator updates between checkpoints of a cell's training state (taken at the next "
         "evaluation; a killed cell resumes from its last one); 0 = never",
-        source="paper preset: 10 SeqGAN updates are ~6 min on an H200; a checkpoint ~0.5 s",
+        source="a checkpoint costs far less than 10 paper-preset SeqGAN updates (docs/bench.md)",
         check="nonneg",
     )
     cell_timeout: float = hp(

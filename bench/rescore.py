@@ -118,7 +118,7 @@ def rescore(tracker: Tracker, parent_id: str | None, args: argparse.Namespace, c
             f"the rebuilt task is {identity!r}, the runs were scored on {stored!r}; pass the "
             "--oracle, --oracle-path and --oracle-seed of the original invocation"
         )
-    bench = bench_settings(params, f"parent run {parent.info.run_id}")
+    settings = bench_settings(params, f"parent run {parent.info.run_id}")
     runs = tracker.cells(parent.info.run_id)
     finished = [
         r
@@ -142,7 +142,7 @@ def rescore(tracker: Tracker, parent_id: str | None, args: argparse.Namespace, c
         if r.data.tags.get("oracle", stored) != stored:
             raise RescoreError(f"run {r.info.run_id} was scored on {r.data.tags['oracle']!r}")
         mine = run_settings(r, params)
-        if (mine.n_train, mine.n_test) != (bench.n_train, bench.n_test):
+        if (mine.n_train, mine.n_test) != (settings.n_train, settings.n_test):
             raise RescoreError(f"run {r.info.run_id} used other data sizes than its parent")
 
     original = _device_type(tags.get("device", "cpu"))
@@ -152,7 +152,7 @@ def rescore(tracker: Tracker, parent_id: str | None, args: argparse.Namespace, c
             "then differ in their last digits)"
         )
     device = pick_device(args.device or original)
-    task = load_task(spec, bench.n_train, bench.n_test, Path(args.cache_dir))
+    task = load_task(spec, settings.n_train, settings.n_test, Path(args.cache_dir))
     task.oracle.to(device)
     env = environment_tags(device) | {"oracle": task.identity, "oracle_kind": spec.kind}
     new_parent = tracker.start(
@@ -163,7 +163,9 @@ def rescore(tracker: Tracker, parent_id: str | None, args: argparse.Namespace, c
     try:
         for run in runs:
             if run.data.tags.get("kind") != "pretrain":  # no generator of its own to score
-                _rescore_run(Rescoring(tracker, new_parent, task, bench, params, env, device), run)
+                _rescore_run(
+                    Rescoring(tracker, new_parent, task, settings, params, env, device), run
+                )
     except BaseException:
         tracker.end(new_parent, "FAILED")
         raise
@@ -189,7 +191,7 @@ class Rescoring:
     tracker: Tracker
     new_parent: str  # the rescoring's parent run
     task: Task
-    bench: BenchConfig  # the parent run's recorded settings
+    settings: BenchConfig  # the parent run's recorded bench.* settings
     parent_params: dict[str, str]
     env: dict[str, str]  # environment and task tags of every new run
     device: torch.device
@@ -212,7 +214,7 @@ def _rescore_run(r: Rescoring, run) -> None:
         if model is None:
             return
         child = tracker.start(name, env | base, new_parent)
-        metrics, _ = final_metrics(model.to(device), task, EvalSettings.of(r.bench, device))
+        metrics, _ = final_metrics(model.to(device), task, EvalSettings.of(r.settings, device))
         tracker.log_metrics(child, 0, metrics)
     elif status != "finished":  # a diverged or failed cell stays one, with nothing to score
         child = tracker.start(name, env | base, new_parent)

@@ -1,11 +1,12 @@
 """The training loop: evaluation points, checkpoint points, and continuing from a LoopState."""
 
 import copy
+import dataclasses
 import math
 
 import pytest
 
-from bench.train.loop import Diverged, LoopState, Phase, check_finite, run_phase
+from bench.train.loop import Diverged, LoopState, Phase, PhaseHooks, check_finite, run_phase
 
 
 class CountingTrainer:
@@ -22,15 +23,12 @@ class CountingTrainer:
 def _run(phase, state=None, trainer=None):
     trainer = trainer or CountingTrainer()
     logged, saved = [], []
-    perf = run_phase(
-        trainer,
-        phase,
+    hooks = PhaseHooks(
         evaluate=lambda: {"eval/n": float(trainer.n)},
         log=lambda step, m: logged.append((step, m)),
-        bound=1e6,
-        state=state,
         checkpoint=lambda s: saved.append(copy.deepcopy(s)),
     )
+    perf = run_phase(trainer, dataclasses.replace(phase, bound=1e6), hooks, state=state)
     return logged, saved, perf
 
 
@@ -43,18 +41,18 @@ def test_evaluates_every_eval_every_and_at_the_end():
 
 def test_checkpoints_at_the_first_evaluation_after_each_interval_never_at_the_end():
     _, saved, _ = _run(Phase(updates=12, eval_every=3, checkpoint_every=4))
-    assert [s.done for s in saved] == [6]  # 6 - 0 >= 4; 9 - 6 < 4; 12 is the end
+    assert [s.updates for s in saved] == [6]  # 6 - 0 >= 4; 9 - 6 < 4; 12 is the end
     _, saved, _ = _run(Phase(updates=13, eval_every=3, checkpoint_every=4))
-    assert [s.done for s in saved] == [6, 12]
+    assert [s.updates for s in saved] == [6, 12]
 
 
 def test_continuing_from_a_saved_state_gives_the_uninterrupted_curve_and_means():
     phase = Phase(updates=10, eval_every=2, step_offset=100, checkpoint_every=4)
     whole, saved, whole_perf = _run(phase)
     state = saved[0]
-    assert state.done == 4 and len(state.perf_rows) == 4
+    assert state.updates == 4 and len(state.perf_rows) == 4
     trainer = CountingTrainer()
-    trainer.n = state.done  # what the trainer's load_state_dict restores
+    trainer.n = state.updates  # what the trainer's load_state_dict restores
     rest, _, perf = _run(phase, state=state, trainer=trainer)
     assert [s for s, _ in whole if s > 104] == [s for s, _ in rest]
     strip = [{k: v for k, v in m.items() if not k.startswith("perf/")} for _, m in rest]

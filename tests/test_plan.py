@@ -80,7 +80,7 @@ def test_plan_says_a_checkpointed_cell_resumes_from_its_update(tmp_path, mlflow_
     state = {
         "trainer": {},
         "rng": torch.Generator().get_state(),
-        "loop": {"done": 4, "train_s": 1.0, "perf_rows": []},
+        "loop": {"updates": 4, "train_s": 1.0, "perf_rows": []},
         "curve": [],
         "setup_s": 0.0,
     }

@@ -232,7 +232,7 @@ def test_a_checkpoint_that_does_not_fit_is_dropped_and_the_cell_starts_over(
     stale = {
         "trainer": {"generator": {}, "some_old_part": {}},
         "rng": torch.Generator().get_state(),
-        "loop": {"done": 4, "train_s": 1.0, "perf_rows": []},
+        "loop": {"updates": 4, "train_s": 1.0, "perf_rows": []},
         "curve": [],
         "setup_s": 0.0,
     }

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, ".")
-from bench.metrics.evaluate import curve_point, final_metrics  # noqa: E402
+from bench.metrics.evaluate import EvalSettings, curve_point, final_metrics  # noqa: E402
 from methods import METHODS, mle  # noqa: E402
 from methods.base import TrainContext  # noqa: E402
 from methods.config import build  # noqa: E402
@@ -44,7 +44,7 @@ def timed_ms(f, n: int) -> float:
 def resume_gap(spec, cfg, task, trainer, rng) -> float:
     """Max |difference| of the generator after one more update, uninterrupted vs. resumed from
     the trainer's state_dict and the RNG state (0.0 when CUDA kernels are deterministic)."""
-    buffer = io.BytesIO()  # through torch.save/load as bench/checkpoint.py: no shared tensors
+    buffer = io.BytesIO()  # through torch.save/load as bench/cells/checkpoint.py: no shared tensors
     torch.save({"trainer": trainer.state_dict(), "rng": rng.get_state()}, buffer)
     buffer.seek(0)
     saved = torch.load(buffer, map_location="cpu", weights_only=True)
@@ -93,8 +93,9 @@ def main() -> None:
     out["methods"] = method_rates(task, gen0, presets)
     ctx = TrainContext(task, DEV, torch.Generator(device=DEV).manual_seed(0), 0)
     out["mle_ms_per_update"] = timed_ms(mle.MLETrainer(mle.Config(), ctx, gen0).step, 50)
-    out["curve_point_ms"] = timed_ms(lambda: curve_point(gen0, task, 2000, 1, DEV), 2)
-    out["final_metrics_ms"] = timed_ms(lambda: final_metrics(gen0, task, 10000, 1000, 1, DEV), 1)
+    ev = EvalSettings(DEV, 1, 2000, 10000, 1000, sweep_alphas=(1.0,), sweep_samples=1000)
+    out["curve_point_ms"] = timed_ms(lambda: curve_point(gen0, task, ev), 2)
+    out["final_metrics_ms"] = timed_ms(lambda: final_metrics(gen0, task, ev), 1)
     cfg = Config()
     sizes, maps = parse_filters(
         cfg.discriminator_filter_sizes, cfg.discriminator_num_filters, 20, "seqgan"

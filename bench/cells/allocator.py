@@ -1,12 +1,8 @@
 """Process memory settings for training loops: keep freed heap memory instead of re-faulting it.
 
-glibc's malloc by default returns large freed blocks to the OS (mmap'd chunks are unmapped;
-the heap top is trimmed), and torch's per-update temporaries of a few MB are exactly such
-blocks: every update then page-faults its memory afresh, which on these VMs costs as much kernel
-time as a small model's whole update. Measured on 2 CPU cores, quick preset, one thread, per
-generator update (before -> after): mle 60-65 -> 48-50 ms, gumbel 540-650 -> 470-510 ms,
-seqgan 3.35-3.69 -> 3.22-3.25 s; system time per update 20-420 ms -> 0-10 ms. Only where memory
-comes from changes (torch aligns every block to 64 bytes either way), never a computed value.
+glibc's malloc returns large freed blocks to the OS, and torch's per-update temporaries of a few
+MB are such blocks: every update would page-fault its memory afresh. Only where memory comes
+from changes, never a computed value. Measurements: docs/bench.md, Allocator.
 """
 
 from __future__ import annotations

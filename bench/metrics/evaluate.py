@@ -39,15 +39,15 @@ class EvalSettings:
     sweep_samples: int
 
     @classmethod
-    def of(cls, bench: BenchConfig, device) -> EvalSettings:
+    def of(cls, settings: BenchConfig, device) -> EvalSettings:
         return cls(
             device=torch.device(device),
-            seed=bench.eval_seed,
-            curve_samples=bench.curve_samples,
-            final_samples=bench.final_samples,
-            bleu_samples=bench.bleu_samples,
-            sweep_alphas=parse_floats(bench.sweep_alphas),
-            sweep_samples=bench.sweep_samples,
+            seed=settings.eval_seed,
+            curve_samples=settings.curve_samples,
+            final_samples=settings.final_samples,
+            bleu_samples=settings.bleu_samples,
+            sweep_alphas=parse_floats(settings.sweep_alphas),
+            sweep_samples=settings.sweep_samples,
         )
 
 

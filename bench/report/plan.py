@@ -112,8 +112,8 @@ def cell_row(
     label = f"est. from {est.runs} earlier run{'s' * (est.runs != 1)}" if est.runs else ""
     updates = plan.configs[method].updates
     saved = None if plan.force else load_checkpoint(checkpoint_path(plan.cache_dir, key))
-    if saved is not None and isinstance(saved.get("loop"), dict) and "done" in saved["loop"]:
-        done_updates = int(saved["loop"]["done"])
+    if saved is not None and isinstance(saved.get("loop"), dict) and "updates" in saved["loop"]:
+        done_updates = int(saved["loop"]["updates"])
         left = max(updates - done_updates, 0) / updates if updates else 0.0
         seconds = None if est.seconds is None else est.seconds * left
         detail = f"from its checkpoint: update {done_updates} of {updates}"

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from bench.metrics.evaluate import EvalSettings, curve_point, final_metrics, sweep_metrics
-from bench.train.loop import LoopState, Metrics, Phase, run_phase
+from bench.train.loop import LoopState, Metrics, Phase, PhaseHooks, run_phase
 from bench.train.pretrain import Pretraining, derive_seed
 from methods.base import MethodSpec, TrainContext
 from methods.config import build
@@ -80,7 +80,7 @@ def train_cell(cell: CellSpec, checkpoints: Checkpoints, hooks: Hooks) -> Traine
             checkpoints.discard()
             trainer, rng, _, setup_s = _setup(cell, fresh=True)
     if state is not None:
-        hooks.resumed(state.done)
+        hooks.resumed(state.updates)
         for step, metrics in curve:  # the curve so far, into this run: one curve, no gap
             hooks.log(step, metrics)
 
@@ -105,11 +105,14 @@ def train_cell(cell: CellSpec, checkpoints: Checkpoints, hooks: Hooks) -> Traine
         )
 
     # the method's own curve: step 0 is the pre-trained generator, seconds are its own
-    bench = cell.pretraining.bench
-    phase = Phase(cell.cfg.updates, cell.cfg.eval_every, checkpoint_every=bench.checkpoint_every)
-    perf = run_phase(
-        trainer, phase, evaluate, record, bench.max_abs_loss, hooks.tick, state, checkpoint
+    settings = cell.pretraining.bench
+    phase = Phase(
+        cell.cfg.updates,
+        cell.cfg.eval_every,
+        checkpoint_every=settings.checkpoint_every,
+        bound=settings.max_abs_loss,
     )
+    perf = run_phase(trainer, phase, PhaseHooks(evaluate, record, hooks.tick, checkpoint), state)
     perf |= {"perf/setup_s": setup_s, "perf/pretrain_s": pre_seconds}
     return Trained(trainer.generator, perf, cell.cfg.updates)
 

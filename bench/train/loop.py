@@ -29,13 +29,14 @@ class Phase:
     step_offset: int = 0  # updates made before this phase (pre-training), so curves continue
     seconds_offset: float = 0.0  # training seconds before this phase, for wall-clock curves
     checkpoint_every: int = 0  # updates between checkpoints, taken at the next evaluation; 0: none
+    bound: float = math.inf  # a train/* scalar beyond this magnitude is a divergence
 
 
 @dataclass
 class LoopState:
     """Where a phase stands at an evaluation point: enough to continue it exactly."""
 
-    done: int = 0  # updates of this phase made
+    updates: int = 0  # updates of this phase made
     train_s: float = 0.0  # training seconds so far, the phase's seconds_offset included
     perf_rows: list[Metrics] = field(default_factory=list)  # per-update perf scalars so far
 
@@ -50,16 +51,20 @@ def check_finite(scalars: Metrics, step: int, bound: float) -> None:
             raise Diverged(step, key, value)
 
 
+@dataclass
+class PhaseHooks:
+    """What a phase calls: `evaluate` at each evaluation point, `log` with its metrics, `tick`
+    after each update, `checkpoint` with the state to save, `stop` to end the phase early."""
+
+    evaluate: Callable[[], Metrics]
+    log: Callable[[int, Metrics], None]
+    tick: Callable[[Metrics], None] = lambda scalars: None
+    checkpoint: Callable[[LoopState], None] = lambda state: None
+    stop: Callable[[int, Metrics], bool] = lambda step, metrics: False
+
+
 def run_phase(
-    trainer: Trainer,
-    phase: Phase,
-    evaluate: Callable[[], Metrics],
-    log: Callable[[int, Metrics], None],
-    bound: float,
-    tick: Callable[[Metrics], None] = lambda scalars: None,
-    state: LoopState | None = None,
-    checkpoint: Callable[[LoopState], None] = lambda state: None,
-    stop: Callable[[int, Metrics], bool] = lambda step, metrics: False,
+    trainer: Trainer, phase: Phase, hooks: PhaseHooks, state: LoopState | None = None
 ) -> Metrics:
     """Run `phase.updates` trainer steps; evaluate every `eval_every` and at the end.
 
@@ -67,41 +72,41 @@ def run_phase(
     (wall time of the updates alone, evaluation excluded). Returns the phase means of the
     `perf/*` scalars, `perf/update_ms` included, as `perf/<name>_mean`.
 
-    A `state` saved by `checkpoint` (called after an evaluation once `checkpoint_every` updates
-    have passed since the last one) continues the phase where it stood, trainer restored.
-    `stop(step, metrics)`, asked after every evaluation but step 0's, ends the phase early when
-    it returns True (early stopping).
+    A `state` saved by `hooks.checkpoint` (called after an evaluation once `checkpoint_every`
+    updates have passed since the last one) continues the phase where it stood, trainer
+    restored. `hooks.stop(step, metrics)`, asked after every evaluation but step 0's, ends the
+    phase early when it returns True (early stopping).
     """
     state = state or LoopState(train_s=phase.seconds_offset)
-    if state.done == 0 and phase.step_offset == 0:
-        log(0, evaluate() | {"perf/train_s": 0.0})
-    window, window_ms, saved_at = [], 0.0, state.done
-    for u in range(state.done + 1, phase.updates + 1):
+    if state.updates == 0 and phase.step_offset == 0:
+        hooks.log(0, hooks.evaluate() | {"perf/train_s": 0.0})
+    window, window_ms, saved_at = [], 0.0, state.updates
+    for u in range(state.updates + 1, phase.updates + 1):
         step = phase.step_offset + u
         t0 = time.perf_counter()
         scalars = trainer.step()
         dt = (time.perf_counter() - t0) * 1000
-        check_finite(scalars, step, bound)
+        check_finite(scalars, step, phase.bound)
         window_ms, state.train_s = window_ms + dt, state.train_s + dt / 1000
         window.append(scalars)
         state.perf_rows.append(
             {k: v for k, v in scalars.items() if k.startswith("perf/")} | {"perf/update_ms": dt}
         )
-        tick(scalars)
+        hooks.tick(scalars)
         if u % phase.eval_every == 0 or u == phase.updates:
             metrics = _mean(window) | {
                 "perf/update_ms": window_ms / len(window),
                 "perf/train_s": state.train_s,
             }
-            metrics |= evaluate()
+            metrics |= hooks.evaluate()
             check_finite(metrics, step, math.inf)
-            log(step, metrics)
-            window, window_ms, state.done = [], 0.0, u
-            if stop(step, metrics):
+            hooks.log(step, metrics)
+            window, window_ms, state.updates = [], 0.0, u
+            if hooks.stop(step, metrics):
                 break
             due = phase.checkpoint_every and u - saved_at >= phase.checkpoint_every
             if due and u < phase.updates:
-                checkpoint(state)
+                hooks.checkpoint(state)
                 saved_at = u
     means = {f"{k}_mean": v for k, v in _mean(state.perf_rows).items()}
     return means | {"perf/train_s": state.train_s}

@@ -19,7 +19,7 @@ import torch
 from bench.config import BenchConfig
 from bench.metrics.evaluate import EvalSettings, curve_point
 from bench.metrics.nll import nll_test
-from bench.train.loop import Metrics, Phase, run_phase
+from bench.train.loop import Metrics, Phase, PhaseHooks, run_phase
 from methods import mle
 from methods.base import TrainContext
 from methods.config import hp
@@ -127,14 +127,13 @@ class Pretraining:
     def key(self, seed: int) -> str:
         """Everything the pre-trained weights depend on, the code version included, so a
         change to the generator or to MLE retrains."""
-        bench = self.bench
         ident = dict(
             code=self.code,
             pretrain=asdict(self.cfg),
             task=self.task.identity,
-            n_train=bench.n_train,
+            n_train=self.bench.n_train,
             seed=seed,
-            curve=(bench.curve_samples, bench.eval_seed),
+            curve=(self.bench.curve_samples, self.bench.eval_seed),
             device=torch.device(self.device).type,
             torch=torch.__version__,
             format=4,
@@ -168,7 +167,9 @@ class Pretraining:
         rng = torch.Generator(device=device).manual_seed(derive_seed(seed, "pretrain"))
         trainer = mle.MLETrainer(cfg, TrainContext(task, device, rng, seed), gen)
         per_epoch = mle.updates_per_epoch(cfg, task.train.shape[0])
-        phase = Phase(cfg.epochs * per_epoch, cfg.eval_every * per_epoch)
+        phase = Phase(
+            cfg.epochs * per_epoch, cfg.eval_every * per_epoch, bound=self.bench.max_abs_loss
+        )
         curve: Curve = []
         ev = EvalSettings.of(self.bench, device)
 
@@ -188,7 +189,7 @@ class Pretraining:
         def stop(step: int, metrics: Metrics) -> bool:
             return best.patience > 0 and best.update(step, metrics["learning_curve/nll_valid"])
 
-        perf = run_phase(trainer, phase, evaluate, record, self.bench.max_abs_loss, tick, stop=stop)
+        perf = run_phase(trainer, phase, PhaseHooks(evaluate, record, tick, stop=stop))
         seconds = perf["perf/train_s"]
         updates = phase.updates
         if best.patience:
