@@ -38,7 +38,7 @@ def run_cell(inv: Invocation, cell: Cell, progress) -> CellResult:
         else:
             tracker.mark_killed(cell.key)  # a run of this cell left RUNNING by a killed process
             result = _train_and_record(inv, cell, progress)
-    progress.done(result)
+    progress.ended(result)
     return result
 
 

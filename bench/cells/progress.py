@@ -84,7 +84,7 @@ class CellProgress:
             self.bar.console.log(f"{method} seed {seed}: {result}")
         self.bar.advance(self.all)
 
-    def done(self, result: CellResult) -> None:
+    def ended(self, result: CellResult) -> None:
         """The current cell came to `result`."""
         if result.status is not Status.FINISHED:
             text = result.message or result.status.value
@@ -111,4 +111,4 @@ class QuietProgress:
 
     def finished(self, method: str, seed: int, result: CellResult) -> None: ...
 
-    def done(self, result: CellResult) -> None: ...
+    def ended(self, result: CellResult) -> None: ...

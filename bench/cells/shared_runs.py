@@ -22,9 +22,9 @@ def run_references(inv: Invocation) -> None:
     for name, model in reference_models(task).items():
         key = reference_key(plan, name, task)
         with cell_lock(plan.cache_dir, key, wait=True):
-            done = None if plan.force else tracker.finished_run(key)
-            if done is not None:
-                tracker.add_reused(inv.parent, done)
+            finished = None if plan.force else tracker.finished_run(key)
+            if finished is not None:
+                tracker.add_reused(inv.parent, finished)
                 continue
             tracker.mark_killed(key)
             tags = dict(kind="reference", method=name, seed="0", cell_key=key)

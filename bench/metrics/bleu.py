@@ -1,19 +1,7 @@
 """BLEU-n and Self-BLEU-n of token-id sequences, Texygen/nltk-compatible, computed with sacrebleu.
 
-Each hypothesis is scored against a whole reference SET (sentence BLEU, then the mean over
-hypotheses), the way Texygen calls nltk's `sentence_bleu(refs, hyp, (1/n,)*n, method1)`:
-- token ids are words (sacrebleu's `tokenize="none"`: the ids joined by spaces, split on spaces);
-- an n-gram is clipped by its largest count in any SINGLE reference (not the sum over references);
-- the brevity penalty uses the closest reference length, ties going to the shorter one;
-- an order with no match scores 0.1 / total (sacrebleu "floor" 0.1 = nltk `method1`);
-- an order the hypothesis is too short to have counts total = 1, as nltk does, so "3 4" still
-  gets a positive BLEU-4 (sacrebleu alone would stop at the empty order and return 0);
-- a hypothesis sharing no unigram with the references scores 0 (nltk and sacrebleu agree).
-
-The reference n-gram table is built once per call; every hypothesis is cut into n-grams once, up
-to max(orders), and all orders are scored from those counts. Self-BLEU leaves each sample out of
-its own references (Texygen's `get_bleu_parallel`; RelGAN's version keeps it in and always
-gives 1.0) using the top-two counts of every n-gram, without rebuilding the table per sample.
+Each hypothesis is scored against the whole reference set, then averaged; Self-BLEU leaves each
+sample out of its own references. The exact conventions: docs/bench.md, BLEU.
 """
 
 from __future__ import annotations

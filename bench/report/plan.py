@@ -64,8 +64,8 @@ def reference_rows(plan: Plan, tracker: Tracker | None, task) -> dict[str, str]:
     refs = {}
     for name in reference_models(task):
         key = reference_key(plan, name, task)
-        done = None if plan.force or tracker is None else tracker.finished_run(key)
-        refs[name] = f"reuse run {done}" if done else "compute"
+        finished = None if plan.force or tracker is None else tracker.finished_run(key)
+        refs[name] = f"reuse run {finished}" if finished else "compute"
     return refs
 
 
@@ -103,9 +103,9 @@ def cell_row(
     plan: Plan, tracker: Tracker | None, method: str, seed: int, key: str, est: Estimate
 ) -> Row:
     """The cell's fate, decided as `plan_cells` and `run_cell` would decide it."""
-    done = None if plan.force or tracker is None else tracker.finished_run(key)
-    if done is not None:
-        return Row(method, seed, key, "reuse", f"run {done}", 0.0, "")
+    finished = None if plan.force or tracker is None else tracker.finished_run(key)
+    if finished is not None:
+        return Row(method, seed, key, "reuse", f"run {finished}", 0.0, "")
     lock = checkpoint_path(plan.cache_dir, key).with_suffix(".lock")
     if lock.exists() and cell_busy(plan.cache_dir, key):
         return Row(method, seed, key, "elsewhere", "another invocation runs it: skipped", 0.0, "")
