@@ -47,11 +47,12 @@ class BenchConfig:
         source="an arbitrary fixed value",
         check="nonneg",
     )
-    sweep_alphas: str = hp(
-        "0.5,0.6,0.7,0.8,0.9,1.0,1.1,1.25,1.4,1.6,1.8,2.0",
+    sweep_alphas: tuple[float, ...] = hp(
+        (0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.4, 1.6, 1.8, 2.0),
         "logit multipliers alpha of the temperature sweep (alpha > 1 is colder), comma-separated",
         source="Caccia et al. 2020 sweep alpha over 0.1..2.5; a dozen points around 1 suffice",
-        check="alphas",
+        check="positive",
+        items=float,
     )
     sweep_samples: int = hp(
         1_000,
@@ -85,7 +86,7 @@ class BenchConfig:
 
 PRESETS: dict[str, dict] = {
     "smoke": dict(
-        sweep_alphas="0.5,1.0,2.0",
+        sweep_alphas=(0.5, 1.0, 2.0),
         sweep_samples=200,
         n_train=1_000,
         n_test=1_000,

@@ -1,8 +1,8 @@
 """What a method is, for the benchmark: a config, presets, and a trainer with one `step`.
 
 A method module builds a `MethodSpec`; `methods/__init__.py` lists them in `METHODS`. The
-benchmark loop (`bench/loop.py`) owns evaluation, logging, timing and divergence checks: a
-trainer only performs generator updates and returns the scalars it wants logged.
+benchmark loop (`bench/train/loop.py`) owns evaluation, logging, timing and divergence checks:
+a trainer only performs generator updates and returns the scalars it wants logged.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class Checkpointable:
     """`state_dict` / `load_state_dict` for a trainer, from the parts it names in `parts()`.
 
     Each part is anything with its own `state_dict` / `load_state_dict`: a module, an optimizer,
-    a `Minibatches`, a `Counter`.
+    a `Minibatches`, a `StepCount`.
     """
 
     def parts(self) -> dict[str, Any]:
@@ -70,7 +70,7 @@ class Checkpointable:
             part.load_state_dict(state[name])
 
 
-class Counter:
+class StepCount:
     """An integer a trainer advances (a schedule position), checkpointable like a module."""
 
     def __init__(self, value: int = 0) -> None:

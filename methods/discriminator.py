@@ -3,24 +3,10 @@
 The network of SeqGAN (Yu et al., AAAI-17) as in its code ([HEAD] = LantaoYu/SeqGAN at e2b52fb,
 discriminator.py; see shared/reference/seqgan-original.md). It takes plain filter widths and map
 counts, not a method's Config, so every method that rewards a generator with a classifier's
-verdict (SeqGAN, and later MaliGAN, ...) builds it from its own fields. RankGAN's ranker is this
-network without its class layer: `hidden`, the highway output, is its sentence feature.
-
-`WindowScorer`, the per-token-table view of this network that the fast rollout scores with, lives
-in methods/rollout.py, not here: its prefix/completion split of the windows is the rollout's
-structure, it keeps its tables in the rollout's `Workspace`, and it reads this class only through
-its public layers (embedding, convs, highway, out). The test that it equals `features` and
-`prob_real` exactly is in tests/test_seqgan.py.
-
-Naming rule for the adversary's fields, across methods/: the network is the `discriminator` in the
-policy-gradient family (a classifier; this module, methods/rollout.py, methods/seqgan.py) and the
-`critic` in the relaxation GANs (methods/wgan_gp.py, methods/gumbel.py), spelled out in full in
-config fields, attributes and checkpoint parts: `<net>_filter_sizes` (comma-separated
-convolution widths), `<net>_num_filters` (maps), `<net>_emb_dim`, `<net>_lr`, `<net>_opt`, ...
-Two short forms remain, both names from the papers: SeqGAN's `d_steps`, `d_epochs`,
-`d_pretrain_steps`, `d_pretrain_epochs` count the paper's "d-steps" (and the k epochs of each);
-and the logged `train/d_loss` (`train/d_acc`) is the benchmark's one key for every method's
-adversary loss: the mean over that step's discriminator or critic updates.
+verdict (SeqGAN, SeqGAN with a baseline, MaliGAN) builds it from its own fields; RankGAN's ranker
+is this network without its class layer (`hidden`, the highway output, is its sentence feature).
+How the adversary's fields are named across methods/, and why the rollout's view of this network
+lives in methods/rollout.py: docs/methods.md, "Naming of the adversary's fields".
 """
 
 from __future__ import annotations
@@ -30,8 +16,6 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-
-from methods.config import ConfigError, check_widths, parse_ints
 
 
 class Discriminator(nn.Module):
@@ -118,16 +102,3 @@ class Discriminator(nn.Module):
         l2_term = (self.out.weight.square().sum() + self.out.bias.square().sum()) / 2
         accuracy = (logits.argmax(dim=-1) == labels).float().mean()
         return F.cross_entropy(logits, labels) + l2 * l2_term, accuracy
-
-
-def parse_filters(
-    filter_sizes: str, num_filters: str, seq_len: int, method: str
-) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """The fields `discriminator_filter_sizes` and `discriminator_num_filters` of `method` (the
-    comma-separated strings) as int tuples, widths <= seq_len, or a ConfigError naming the flag."""
-    sizes_flag = f"--{method}.discriminator-filter-sizes"
-    counts_flag = f"--{method}.discriminator-num-filters"
-    sizes, counts = parse_ints(filter_sizes, sizes_flag), parse_ints(num_filters, counts_flag)
-    if len(sizes) != len(counts):
-        raise ConfigError(f"{sizes_flag} and {counts_flag} differ in length")
-    return check_widths(sizes, seq_len, sizes_flag), counts

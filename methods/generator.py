@@ -37,8 +37,8 @@ class SequenceModel(Protocol):
 def sample_categorical(probs: Tensor, rng: torch.Generator) -> Tensor:
     """Exact draw from each row of `probs` (B, V) by inverse-CDF sampling; returns (B,) int64.
 
-    One uniform per row and a binary search: on CPU this is about ten times faster than
-    `torch.multinomial` on 5000-way rows, and it is the same distribution.
+    One uniform per row and a binary search: the same distribution as `torch.multinomial`, and
+    much faster on CPU (docs/methods.md, "Measured costs").
     """
     cdf = probs.cumsum(dim=-1)  # (B, V)
     u = torch.rand(probs.shape[0], 1, generator=rng, device=probs.device, dtype=probs.dtype)
@@ -48,8 +48,8 @@ def sample_categorical(probs: Tensor, rng: torch.Generator) -> Tensor:
 
 
 # log_prob's default chunk: (B, T, V) float32 temporaries of at most 16 MiB, under the 32 MiB
-# below which bench.allocator keeps freed blocks on the heap for reuse (V = 5000, T = 20: 41
-# sequences)
+# below which bench/cells/allocator.py keeps freed blocks on the heap for reuse (V = 5000,
+# T = 20: 41 sequences)
 LOG_PROB_CHUNK_BYTES = 16 * 2**20
 
 
@@ -127,7 +127,7 @@ class LSTMGenerator(nn.Module):
         temporary within LOG_PROB_CHUNK_BYTES. The chunking changed no value in the tests (CPU:
         chunks of 7, 41 and 100 rows, tests/test_generator.py; every smoke metric), only the
         time: temporaries of 32 MiB or more are fresh mmaps that the kernel faults in page by
-        page on every call (see bench/allocator.py)."""
+        page on every call (see bench/cells/allocator.py)."""
         x = x.to(self.device)
         if batch_size is None:
             row_bytes = x.shape[1] * self.vocab_size * 4  # one sequence's float32 logits

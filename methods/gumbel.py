@@ -1,16 +1,10 @@
 """Gumbel-softmax GAN, RelGAN-style: exact hard sampling, relaxed one-hot vectors for the critic.
 
-After Nie et al. 2019 (RelGAN) on the shared LSTM (shared/reference/relaxation-gans.md §2.2). At
-each step the generator draws an exact sample with the Gumbel-max trick, token = argmax(o_t + g_t),
-and feeds back that HARD token, so its forward pass is ordinary sampling. The critic sees
-the relaxed one-hot softmax(beta (o_t + g_t)) instead of the token, so gradients reach the logits
-o_t (and through the hidden states, the earlier steps; none flow through the fed-back tokens).
-The inverse temperature beta rises from 1 to beta_max over the adversarial updates: a larger beta
-makes the relaxed vectors closer to one-hot but the gradients noisier (Var ~ beta^2).
-
-Not copied from RelGAN: its relational-memory generator (the shared LSTM is the point), its 64
-one-dimensional discriminator representations and its dropout (which would need torch's global
-generator; all randomness here comes from the run's own generator).
+After Nie et al. 2019 (RelGAN) on the shared LSTM (shared/reference/relaxation-gans.md §2.2): the
+generator samples by Gumbel-max and feeds back the hard token; the critic (methods/critic.py)
+sees the relaxed one-hot softmax(beta (o_t + g_t)) instead, through which gradients reach the
+logits, with the inverse temperature beta annealed from 1 to beta_max. Details and what is not
+copied from RelGAN: docs/methods.md, "Gumbel-softmax GAN".
 
 Source key: [RELGAN] = weilinie/RelGAN at 7402725 (code) and the ICLR-2019 submission (paper);
 see shared/reference/relaxation-gans.md.
@@ -27,13 +21,14 @@ from torch import Tensor, nn
 from methods.base import (
     Budget,
     Checkpointable,
-    Counter,
     MethodSpec,
     Minibatches,
+    StepCount,
     TrainContext,
     parameter_count,
 )
-from methods.config import check_widths, hp, parse_ints
+from methods.config import check_widths, hp
+from methods.critic import SequenceCNN, gumbel_noise
 from methods.generator import LSTMGenerator
 
 
@@ -122,14 +117,17 @@ class Config:
         source="[RELGAN] 300 filters per width",
         check="positive",
     )
-    critic_filter_sizes: str = hp(
-        "2,3,4,5",
+    critic_filter_sizes: tuple[int, ...] = hp(
+        (2, 3, 4, 5),
         "critic convolution widths, comma-separated (each <= sequence length)",
         source="[RELGAN] discriminator filter sizes",
-        check="ints",
+        check="positive",
+        items=int,
         within_seq_len=True,
     )
 
+
+FILTER_SIZES_FLAG = "--gumbel.critic-filter-sizes"
 
 PRESETS = {
     # smoke: a handful of updates with a small critic, for the CI end-to-end run (seconds)
@@ -141,68 +139,14 @@ PRESETS = {
         critic_emb_dim=16,
         critic_num_filters=8,
     ),
-    # quick: sized for <= ~2.5 min of construction + updates on 2 CPU cores (V=5000, 10k train):
-    # measured 87 s on one thread, ~72 s on two (0.45-0.54 s per update; 3 critic steps, a
-    # 64x4x64 critic); a loaded machine was up to ~1.7x slower; beta still annealed 1 -> ~100;
-    # 10 evaluations
+    # quick: sized for <= ~2.5 min of construction + updates on 2 CPU cores (V=5000, 10k train;
+    # measured: docs/methods.md, "Measured costs"): 3 critic steps, a 64x4x64 critic; beta still
+    # annealed 1 -> ~100; 10 evaluations
     "quick": dict(updates=160, eval_every=16, critic_steps=3, critic_num_filters=64),
     # long: RelGAN's 3,000 generator updates (beta annealed over all of them) with quick's critic
     "long": dict(eval_every=200, critic_steps=3, critic_num_filters=64),
     "paper": {},
 }
-
-
-# ----- the critic: a Kim-style CNN over (B, T, V) rows, identical in methods/wgan_gp.py -----
-class SequenceCNN(nn.Module):
-    """Scores (B, T, V) rows of one-hot or relaxed tokens: one real-valued output per sequence.
-
-    The first layer is a linear embedding (a bias-free Linear from V inputs), so a one-hot row
-    reads out exactly one embedding column and a soft row the expected embedding: one function
-    for real and fake (`embed_tokens` is the same map on one-hot rows, as a cheap lookup).
-    No batch (or any other) normalisation: it would couple the samples of a batch and break the
-    per-sample gradient penalty. Max-over-time pooling and a highway layer follow SeqGAN's D.
-    """
-
-    def __init__(
-        self, vocab_size: int, emb_dim: int, num_filters: int, filter_sizes: tuple[int, ...]
-    ) -> None:
-        super().__init__()
-        features = num_filters * len(filter_sizes)
-        self.embedding = nn.Linear(vocab_size, emb_dim, bias=False)
-        self.convs = nn.ModuleList(nn.Conv1d(emb_dim, num_filters, w) for w in filter_sizes)
-        self.transform = nn.Linear(features, features)
-        self.gate = nn.Linear(features, features)
-        self.out = nn.Linear(features, 1)
-
-    @torch.no_grad()
-    def init_(self, rng: torch.Generator) -> SequenceCNN:
-        """Weights ~ N(0, 1/fan_in), biases 0, drawn from `rng` (not torch's global generator).
-
-        Fan-in scaling of the V-input embedding keeps the input gradient O(1) at the start.
-        """
-        for p in self.parameters():
-            draw = torch.randn(p.shape, generator=rng, device=p.device) / p[0].numel() ** 0.5
-            p.copy_(draw if p.dim() > 1 else torch.zeros_like(p))
-        return self
-
-    def embed(self, x: Tensor) -> Tensor:
-        return self.embedding(x)  # (B, T, V) -> (B, T, E)
-
-    def embed_tokens(self, tokens: Tensor) -> Tensor:
-        # = embed(one_hot(tokens)), (B, T) -> (B, T, E). F.embedding, not weight.T[tokens]: the
-        # backward of advanced indexing accumulates in thread order on CPU (not reproducible)
-        return F.embedding(tokens, self.embedding.weight.T)
-
-    def score(self, e: Tensor) -> Tensor:
-        """The network above the embedding: (B, T, E) -> (B,)."""
-        e = e.transpose(1, 2)  # (B, E, T)
-        h = torch.cat([conv(e).relu().amax(dim=2) for conv in self.convs], dim=1)  # (B, F)
-        gate = torch.sigmoid(self.gate(h))  # (B, F)
-        h = gate * self.transform(h).relu() + (1 - gate) * h  # (B, F): highway
-        return self.out(h).squeeze(1)  # (B,)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.score(self.embed(x))  # (B, T, V) -> (B,)
 
 
 # ----- the pieces of the algorithm -----
@@ -211,13 +155,6 @@ def beta_at(i: int, n: int, beta_max: float, schedule: str) -> float:
     if schedule == "exp":
         return beta_max ** (i / max(n, 1))
     return 1 + i / max(n - 1, 1) * (beta_max - 1)
-
-
-def gumbel_noise(shape: tuple[int, ...], rng: torch.Generator, device: torch.device) -> Tensor:
-    """Standard Gumbel noise -log(-log u), u ~ U[0, 1) from `rng`; clamped so u = 0 stays finite."""
-    u = torch.rand(shape, generator=rng, device=device)
-    neg_log_u = (-torch.log(u.clamp_min(1e-10))).clamp_min(1e-10)  # in (0, 23]
-    return -torch.log(neg_log_u)
 
 
 def gumbel_rollout(
@@ -260,8 +197,7 @@ class GumbelTrainer(Checkpointable):
     def __init__(self, cfg: Config, ctx: TrainContext, generator: LSTMGenerator) -> None:
         self.cfg, self.generator, self.rng = cfg, generator, ctx.rng
         task = ctx.task  # the widths are checked against T here: the oracle fixes T, not the CLI
-        flag = "--gumbel.critic-filter-sizes"
-        sizes = check_widths(parse_ints(cfg.critic_filter_sizes, flag), task.seq_len, flag)
+        sizes = check_widths(cfg.critic_filter_sizes, task.seq_len, FILTER_SIZES_FLAG)
         self.critic = SequenceCNN(
             task.vocab_size, cfg.critic_emb_dim, cfg.critic_num_filters, sizes
         )
@@ -270,7 +206,7 @@ class GumbelTrainer(Checkpointable):
         self.g_opt = torch.optim.Adam(generator.parameters(), lr=cfg.g_lr, betas=betas)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr, betas=betas)
         self.batches = Minibatches(task.train, cfg.batch_size, ctx.rng, ctx.device)
-        self.done = Counter()  # adversarial steps done: the position on the beta schedule
+        self.done = StepCount()  # adversarial steps done: the position on the beta schedule
 
     def parts(self) -> dict:
         return {
@@ -329,8 +265,7 @@ class GumbelTrainer(Checkpointable):
 
 def budget(cfg: Config, vocab_size: int, seq_len: int, n_train: int) -> Budget:
     """`critic_steps` critic updates per generator update; the critic's size."""
-    flag = "--gumbel.critic-filter-sizes"
-    sizes = check_widths(parse_ints(cfg.critic_filter_sizes, flag), seq_len, flag)
+    sizes = check_widths(cfg.critic_filter_sizes, seq_len, FILTER_SIZES_FLAG)
     critic = SequenceCNN(vocab_size, cfg.critic_emb_dim, cfg.critic_num_filters, sizes)
     return Budget(cfg.updates, cfg.critic_steps, parameter_count(critic))
 

@@ -1,38 +1,11 @@
 """MaliGAN-basic: the discriminator's odds D/(1-D) as self-normalised importance weights.
 
-After Che et al. 2017, "Maximum-Likelihood Augmented Discrete Generative Adversarial Networks"
-(arXiv 1702.07983), Algorithm 1 ("MaliGAN-basic"); notes in shared/reference/pg-family.md §1.
-The optimal discriminator for the current generator p_theta is D*(x) = p_d(x) / (p_d(x) +
-p_theta(x)), so r_D(x) = D(x) / (1 - D(x)) = p_d(x) / p_theta(x) exactly when D = D*. Weighting
-the generator's own samples Y_1..Y_B by normalised r_D therefore estimates the maximum-likelihood
-gradient E_{p_d}[grad log p_theta] (the paper's Sec. 3.2 analysis, [PAPER], unverified here; the
-oracle-discriminator test in tests/test_maligan.py checks it with the exact D* on a small
-problem: the mean update tends to the MLE gradient as B grows, with the O(1/B) bias of
-self-normalisation):
-
-    grad = sum_b (w_b - 1/B) grad log p_theta(Y_b),   w_b = r_D(Y_b) / sum_j r_D(Y_j)
-
-with the baseline 1/B (the mean weight, as both public ports; the advantages sum to zero). Since
-log r_D = logit D, w = softmax over the batch of logit D, and for the benchmark's 2-class CNN
-logit D = out[1] - out[0]: computed that way it never divides by 1 - D, which rounds to zero for a
-confident D (`mali_advantages`). The advantage of a sequence is given to each of its tokens, and
-the update and the d-steps are methods/pg.py's `PGTrainer` (loss = -sum_{b,t} A_b log G, Adam,
-clipping; D trained as SeqGAN's, with dropout; it scores the samples with dropout off).
-
-MaliGAN-basic makes no rollouts, so its Config is `PGConfig`, not `RolloutConfig`, and its
-rollout cost is none: one D forward pass on the batch per update. Not built: "MaliGAN-full", the
-paper's variance reduction (Monte-Carlo tree search for per-token rewards; mixed MLE-Mali training
-on real prefixes with generated suffixes); pg-family.md §1.2 lists what is unverified about it.
-
-Its failure mode is weight degeneracy: a sharp D puts almost all the weight on one sample, and
-the update then pushes that one sequence up and every other down. `train/ess` = 1 / sum_b w_b^2
-(B for equal weights, 1 for one sample taking all) and `train/max_weight` are logged every step
-for that. `train/reward` (the mean advantage) is 0 up to rounding by construction; the mean
-D(real) of the batch is `train/d_real`.
-
-Where the public ports differ (pg-family.md §1.3-1.4): Texygen's reward normalises D itself, not
-D/(1-D); TextGAN-PyTorch averages 16 passes of the SAME sequences through D with dropout on (its
-"rollout_num" loop is not Monte Carlo), here one pass with dropout off.
+After Che et al. 2017 (arXiv 1702.07983), Algorithm 1: each sampled sequence Y_b gets the
+advantage w_b - 1/B, w = softmax over the batch of logit D (the normalised odds D/(1-D)), given
+to every one of its tokens; the update and the d-steps are methods/pg.py's `PGTrainer`, with no
+rollout. `train/ess` and `train/max_weight` watch its failure mode, weight degeneracy. Why the
+weights estimate the MLE gradient, what is not built and where the public ports differ:
+docs/methods.md, "MaliGAN-basic".
 
 Source key: [HEAD] = LantaoYu/SeqGAN at e2b52fb (every inherited field's source: this method
 runs SeqGAN's schedule, see PRESETS), [PAPER] = the MaliGAN paper.

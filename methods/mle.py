@@ -1,7 +1,7 @@
 """MLE: teacher-forced maximum likelihood, the baseline every GAN must beat.
 
-Its update is also the shared pre-training of every method (`bench/pretrain.py`, with its own
-config, `--pretrain.*`): the benchmark caches the pre-trained generator by that config, the task
+Its update is also the shared pre-training of every method (`bench/train/pretrain.py`, with its
+own config, `--pretrain.*`): the benchmark caches the pre-trained generator by that config, the task
 and the replicate seed, so every method of one seed starts from the same weights. After
 pre-training, `mle` itself keeps training by MLE (a fresh Adam, this module's Config) for
 `updates` more generator updates: the "MLE continued" control (paper preset: 200, SeqGAN's
@@ -12,7 +12,6 @@ training seconds or updates with the learning curves).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
 
 import torch
 from torch import nn
@@ -26,14 +25,14 @@ from methods.generator import LSTMGenerator
 
 
 @dataclass(frozen=True)
-class Config:
-    """The continued MLE training after the shared pre-training (`bench/pretrain.py` has the
-    pre-training's own config: `--pretrain.*`)."""
+class MLESettings:
+    """What an MLE update needs: the fields this module's Config and the pre-training's config
+    (`--pretrain.*`) both have, with the original's values."""
 
     lr: float = hp(
         1e-2,
-        "Adam learning rate of the continued training (a fresh Adam after pre-training)",
-        source="[HEAD] generator.py, as pre-training",
+        "Adam learning rate (a fresh Adam for each training phase)",
+        source="[HEAD] generator.py; 1e-3 in [PAPER-ERA]",
         check="positive",
     )
     batch_size: int = hp(
@@ -44,6 +43,14 @@ class Config:
         batch_of_train=True,
     )
     clip: float = hp(5.0, "global gradient-norm clip", source="[HEAD] grad_clip", check="positive")
+
+
+@dataclass(frozen=True)
+class Config(MLESettings):
+    """The continued MLE training after the shared pre-training, with a fresh Adam: the update
+    fields of `MLESettings` and its own length (`bench/train/pretrain.py` has the pre-training's
+    own config: `--pretrain.*`)."""
+
     updates: int = hp(
         200,
         "MLE updates after pre-training (the 'MLE continued' control)",
@@ -68,18 +75,10 @@ PRESETS = {
 }
 
 
-class Settings(Protocol):
-    """What an MLE update needs: this module's Config or the pre-training's PretrainConfig."""
-
-    lr: float
-    batch_size: int
-    clip: float
-
-
 class MLETrainer(Checkpointable):
     """One step = one Adam update on a minibatch of oracle training data."""
 
-    def __init__(self, cfg: Settings, ctx: TrainContext, generator: LSTMGenerator) -> None:
+    def __init__(self, cfg: MLESettings, ctx: TrainContext, generator: LSTMGenerator) -> None:
         self.cfg, self.generator = cfg, generator
         self.opt = torch.optim.Adam(generator.parameters(), lr=cfg.lr)
         self.batches = Minibatches(ctx.task.train, cfg.batch_size, ctx.rng, ctx.device)
@@ -97,7 +96,7 @@ class MLETrainer(Checkpointable):
         return {"train/g_loss": loss.item(), "train/grad_norm": grad_norm.item()}
 
 
-def updates_per_epoch(cfg: Settings, n_train: int) -> int:
+def updates_per_epoch(cfg: MLESettings, n_train: int) -> int:
     return n_train // cfg.batch_size
 
 

@@ -1,23 +1,13 @@
 """What the policy-gradient GANs share: the generator's REINFORCE update, the CNN discriminator
 and its d-steps, and (for the methods that reward each token) the Monte-Carlo rollout.
 
-SeqGAN (methods/seqgan.py), MaliGAN (methods/maligan.py), RankGAN (methods/rankgan.py) and
-SeqGAN with a baseline (methods/seqgan_baseline.py) differ mainly in how a sampled batch is
-rewarded (RankGAN also trains its ranker its own way); everything else is SeqGAN's procedure as
-in its code ([HEAD] = LantaoYu/SeqGAN at e2b52fb; shared/reference/seqgan-original.md).
-Starting from the shared MLE pre-training, a `PGTrainer` pre-trains the discriminator D
-(`d_pretrain_steps` d-steps), then every `step()` is one adversarial iteration:
+`PGTrainer` runs SeqGAN's procedure as in its code: discriminator pre-training, then per `step()`
+a sampled batch, its per-token rewards (each method's `rewards`), one policy-gradient update and
+`d_steps` d-steps. `RolloutTrainer` adds the timed Monte-Carlo rollout of methods/rollout.py.
+The procedure step by step: docs/methods.md, "The policy-gradient procedure".
 
-1. sample a batch Y ~ G and compute its per-token rewards A (B, T): the method's `rewards`;
-2. one policy-gradient update, loss = -sum_{b,t} log G(y_t | Y_{1:t-1}) * A[b, t] (a sum over
-   batch and time, as the original), Adam with global-norm clipping;
-3. `d_steps` d-steps: fresh negatives from G against oracle training data, `d_epochs` epochs each
-   (a method with another adversary, RankGAN's ranker, overrides `train_discriminator`).
-
-`RolloutConfig` / `RolloutTrainer` add the rollout's fields and the timed call of
-methods/rollout.py (`rollout_rewards`): Q(Y_{1:t-1}, y_t) from `rollout_num` completions per
-prefix drawn from the current generator (the original's "delayed" copy never runs, see
-seqgan-original.md §3.3).
+Source key: [HEAD] = LantaoYu/SeqGAN at e2b52fb, [PAPER] = the SeqGAN paper (AAAI-17); see
+shared/reference/seqgan-original.md.
 """
 
 from __future__ import annotations
@@ -30,8 +20,8 @@ import torch
 from torch import Tensor, nn
 
 from methods.base import Budget, Checkpointable, TrainContext, parameter_count
-from methods.config import CHECKS, ConfigError, hp
-from methods.discriminator import Discriminator, parse_filters
+from methods.config import ConfigError, check_widths, flag_name, hp, render
+from methods.discriminator import Discriminator
 from methods.generator import LSTMGenerator
 from methods.rollout import (
     Rollout,
@@ -76,18 +66,20 @@ class PGConfig:
         source="[HEAD] dis_embedding_dim",
         check="positive",
     )
-    discriminator_filter_sizes: str = hp(
-        "1,2,3,4,5,6,7,8,9,10,15,20",
+    discriminator_filter_sizes: tuple[int, ...] = hp(
+        (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20),
         "discriminator convolution widths, comma-separated (each <= sequence length)",
         source="[HEAD] dis_filter_sizes; [PAPER] Table 5",
-        check="ints",
+        check="positive",
+        items=int,
         within_seq_len=True,
     )
-    discriminator_num_filters: str = hp(
-        "100,200,200,200,200,100,100,100,100,100,160,160",
+    discriminator_num_filters: tuple[int, ...] = hp(
+        (100, 200, 200, 200, 200, 100, 100, 100, 100, 100, 160, 160),
         "feature maps per convolution width, comma-separated",
         source="[HEAD] dis_num_filters",
-        check="ints",
+        check="positive",
+        items=int,
     )
     discriminator_dropout_keep: float = hp(
         0.75,
@@ -130,12 +122,11 @@ class PGConfig:
 
     def __post_init__(self) -> None:
         sizes, counts = self.discriminator_filter_sizes, self.discriminator_num_filters
-        widths, maps = sizes.split(","), counts.split(",")
-        well_formed = CHECKS["ints"][0](sizes) and CHECKS["ints"][0](counts)
-        if well_formed and len(widths) != len(maps):  # here, so the CLI rejects it before training
+        if len(sizes) != len(counts):  # here, so the CLI rejects it before training
             raise ConfigError(
-                f"discriminator-filter-sizes {sizes!r} has {len(widths)} widths but "
-                f"discriminator-num-filters {counts!r} has {len(maps)} counts; give one per width"
+                f"discriminator-filter-sizes {render(sizes)!r} has {len(sizes)} widths but "
+                f"discriminator-num-filters {render(counts)!r} has {len(counts)} counts; give one "
+                "per width"
             )
 
 
@@ -181,7 +172,7 @@ class RolloutConfig(PGConfig):
 # highway parameters); one light d-step per update
 _REDUCED_DISCRIMINATOR = dict(
     discriminator_emb_dim=32,
-    discriminator_num_filters="25,50,50,50,50,25,25,25,25,25,40,40",
+    discriminator_num_filters=(25, 50, 50, 50, 50, 25, 25, 25, 25, 25, 40, 40),
     discriminator_samples=1500,
     d_pretrain_steps=10,
     d_pretrain_epochs=1,
@@ -190,23 +181,22 @@ _REDUCED_DISCRIMINATOR = dict(
 )
 
 PRESETS = {
-    # smoke: a tiny D, small d-steps, 4 updates of small batches (~2 s on CPU with V=5000)
+    # smoke: a tiny D, small d-steps, 4 updates of small batches (seconds)
     "smoke": dict(
         updates=4,
         eval_every=2,
         batch_size=16,
         discriminator_emb_dim=16,
-        discriminator_filter_sizes="2,3",
-        discriminator_num_filters="8,8",
+        discriminator_filter_sizes=(2, 3),
+        discriminator_num_filters=(8, 8),
         discriminator_samples=128,
         d_pretrain_steps=2,
         d_pretrain_epochs=1,
         d_steps=1,
         d_epochs=1,
     ),
-    # quick: the paper's batch 64, 40 updates. Measured on 2 idle CPU cores, V=5000,
-    # n_train=10,000, SeqGAN (N=16): construction 14 s + 40 updates 98 s (rollout 1.4 s + d-step
-    # 1.0 s each) = 112 s; seqgan-const 59 s.
+    # quick: the paper's batch 64, 40 updates (its measured cost: docs/methods.md, "Measured
+    # costs")
     "quick": dict(updates=40, eval_every=5) | _REDUCED_DISCRIMINATOR,
     # long: the original code's 200 adversarial iterations with quick's discriminator work
     "long": dict(eval_every=10) | _REDUCED_DISCRIMINATOR,
@@ -227,9 +217,8 @@ class PGTrainer(Checkpointable):
         self.cfg, self.generator = cfg, generator
         self.rng, self.device = ctx.rng, ctx.device
         task = ctx.task  # the widths are checked against T here: the oracle fixes T, not the CLI
-        sizes, maps = parse_filters(
-            cfg.discriminator_filter_sizes, cfg.discriminator_num_filters, task.seq_len, self.method
-        )
+        flag = flag_name(self.method, "discriminator_filter_sizes")
+        sizes = check_widths(cfg.discriminator_filter_sizes, task.seq_len, flag)
         init_seed = int(torch.randint(0, 2**62, (1,), generator=ctx.rng, device=ctx.rng.device))
         self.discriminator = (
             Discriminator(
@@ -237,7 +226,7 @@ class PGTrainer(Checkpointable):
                 task.seq_len,
                 cfg.discriminator_emb_dim,
                 sizes,
-                maps,
+                cfg.discriminator_num_filters,
                 cfg.discriminator_dropout_keep,
             )
             .init_original_(torch.Generator().manual_seed(init_seed))
@@ -367,10 +356,12 @@ def budget(cfg: PGConfig, vocab_size: int, seq_len: int, n_train: int) -> Budget
     d-step's 2n examples (n positives, n negatives, the remainder dropped); D's size."""
     n = min(cfg.discriminator_samples or n_train, n_train)
     per_d_step = cfg.d_epochs * (2 * n // cfg.discriminator_batch_size)
-    sizes, maps = parse_filters(
-        cfg.discriminator_filter_sizes, cfg.discriminator_num_filters, seq_len, "budget"
+    sizes = check_widths(
+        cfg.discriminator_filter_sizes, seq_len, "--budget.discriminator-filter-sizes"
     )
-    d = Discriminator(vocab_size, seq_len, cfg.discriminator_emb_dim, sizes, maps)
+    d = Discriminator(
+        vocab_size, seq_len, cfg.discriminator_emb_dim, sizes, cfg.discriminator_num_filters
+    )
     return Budget(cfg.updates, cfg.d_steps * per_d_step, parameter_count(d))
 
 

@@ -1,47 +1,13 @@
 """RankGAN: a ranker's relative score of each completion among the batch's, fed back by policy
 gradient.
 
-After Lin, Li, He, Zhang and Sun, NeurIPS 2017 (arXiv 1705.11001), following by default its
-official code, [CODE] = cookielee77/RankGan-NIPS2017 (ranker.py, rollout.py, main.py, opt.py,
-dataloader.py; shared/reference/pg-family.md §2). The procedure is methods/pg.py's
-`RolloutTrainer` (MLE pre-training, ranker pre-training, then per step: sample, reward, one
-policy-gradient update, `d_steps` ranker steps); what is RankGAN's own:
-
-- Ranker: the SeqGAN CNN (methods/discriminator.py) without its class layer; a sentence's
-  feature f(s) is the highway output (`Discriminator.hidden`), after dropout when training
-  ([CODE] ranker.py build_ranker). Its score against a reference set U of `reference_size` real
-  sentences, drawn with replacement afresh for every ranker minibatch and every rollout
-  ([CODE] dataloader.py get_ref), is score(s) = gamma * sum_{u in U} cos(f(s), f(u))
-  ([CODE] ranker.py rank_loss: a SUM over U, not the paper's expectation).
-- Ranker loss ([CODE] rank_loss): over a shuffled minibatch of real and generated sentences,
-  log_rank = log softmax over the minibatch of the scores, and
-  loss = -(mean_real log_rank - mean_fake log_rank). It is 0 for a ranker that scores all alike.
-- Generator reward ([CODE] rollout.py get_reward, ranker.py all_rank_score): `rollout_num`
-  completions of every prefix (methods/rollout.py `fast_rollout_scores`, dropout off); at each
-  (rollout k, prefix length t < T) the softmax of the scores over the B completions of the batch,
-  then the mean over k; at t = T the softmax over the B samples themselves. So the comparison set
-  is the other generated sentences, and the reward is the rank score itself, not its log.
-- Unlike [CODE], reward[b, t] multiplies log G(y_t^b | y_<t^b) of its own token (pg.py's
-  update). [CODE] generator.py flattens the per-token cross-entropies time-major but the rewards
-  batch-major, so there each reward multiplies another token's log-probability (pg-family.md §2.4
-  pitfall 2); this is not reproduced.
-
-Choices beyond [CODE] (defaults = [CODE]): `reward="log-rank"` rewards with the log of the same
-rank score, averaged over the rollouts, as the paper's V = (1/N) sum log R; `uniform_baseline`
-subtracts what a ranker that scores all alike gives (1/B, or -log B for log-rank), a constant and
-so unbiased baseline against the "raise every sampled token" drift of a positive reward (pitfall
-3); `discriminator_init="seqgan"` initialises the ranker as SeqGAN's D.
-
-Not built: the paper's comparison sets (a real sentence ranked among generated ones, C-, and a
-generated one among real ones, C+, in both the ranker's game and the reward) and its expectation
-over U (a mean of per-reference softmaxes); only the official code's sum-then-one-softmax is.
-[CODE]'s "delayed" rollout network (rollout_ratio 0.8) is, as SeqGAN's, a no-op there (the
-rollout graph reads the current generator's weights; seqgan-original.md §3.3), so the rollout
-samples from the current generator, as SeqGAN's here.
-
-Sizes (pitfall 4): the reward's comparison set is the generator batch (`batch_size`: 16 in
-smoke, 64 in quick and long, [CODE]'s 32 in paper), the ranker's the minibatch
-(`discriminator_batch_size`, 64).
+After Lin, Li, He, Zhang and Sun, NeurIPS 2017 ([PAPER], arXiv 1705.11001), following by
+default its official code, [CODE] = cookielee77/RankGan-NIPS2017 (shared/reference/pg-family.md
+§2). The procedure is methods/pg.py's `RolloutTrainer`; RankGAN's own are the ranker (SeqGAN's
+CNN without its class layer, scoring a sentence by the summed cosine of its feature with those of
+a reference set of real sentences), its loss (log softmax of the scores over a mixed minibatch)
+and the reward (the softmax of the completions' scores over the batch, averaged over rollouts).
+The details, the choices beyond [CODE] and what is not built: docs/methods.md, "RankGAN".
 """
 
 from __future__ import annotations

@@ -1,33 +1,14 @@
 """The Monte-Carlo rollout of the policy-gradient GANs: a reward for every token of a batch.
 
 Q(Y_{1:t-1}, y_t), (B, T), for samples Y ~ G: the mean of D(real) over N completions of the
-prefix Y_{1:t} drawn from the generator itself (t < T), and D(Y) at t = T, as [HEAD]
-rollout.py `get_reward` computes it. Its API takes a generator, a `Discriminator`, the
-samples, N and the random generator, and nothing of any method's Config, so every method that
-rewards tokens with a classifier's verdict on completions (SeqGAN, SeqGAN with a baseline) calls
-the same functions; `Rollout` is their common signature.
-
-A method whose reward is not P(real) of each completion on its own scores the same completions
-with its own `Score` (a function of D's pooled conv features) and turns the scores into rewards
-itself: `fast_rollout_scores` / `reference_rollout_scores` return every completion's score,
-(N, B, T-1), and the full samples' (B,). RankGAN (methods/rankgan.py) does: its ranker's highway
-output is compared with reference sentences, then softmaxed over the other completions of the
-same (rollout, position). `fast_rollout_rewards` is the same loop with score = P(real), averaged
-over the N completions as it goes.
-
-Two rollouts compute the same estimator. `reference_rollout_rewards` mirrors the original's
-`get_reward` loop for loop (for tests and the benchmark). `fast_rollout_rewards` is the one the
-trainers use: it encodes the batch once and starts every completion from the cached LSTM state of
-its prefix (`StepTables`); draws the first suffix token of all N completions from one cached
-distribution; samples by a two-level inverse CDF (`sample_blocked`); scores each distinct
-sequence once (D(Y) once, not N times); and scores D's convolutions through per-token lookup
-tables, computing the windows that lie inside the shared prefix once per sample
-(`WindowScorer`); skips the per-row max pass of the softmax when the logits are provably small;
-and keeps its big temporaries in a `Workspace` the trainer holds across updates. Everything it
-does is exact up to float rounding; only the random numbers differ. At the paper's configuration
-about half its time is D's highway layer (1720 x 3440 multiply-adds for each of the 19,520
-distinct sequences, already at the CPU's matrix-multiply peak), which no exact restructuring
-avoids.
+prefix Y_{1:t} drawn from the generator itself (t < T), and D(Y) at t = T, as [HEAD] rollout.py
+`get_reward` computes it. The functions take a generator, a `Discriminator`, the samples, N and
+the random generator, nothing of any method's Config (`Rollout` is their signature); the
+`*_rollout_scores` variants return every completion's score under a method's own `Score` instead
+(RankGAN's). `reference_rollout_rewards` is the original's loop; `fast_rollout_rewards`, which the
+trainers use, is the same estimator without redundant work (exact up to float rounding; other
+random numbers). How it restructures the work and where its time goes: docs/methods.md, "The
+fast rollout".
 
 Source key: [HEAD] = LantaoYu/SeqGAN at e2b52fb (rollout.py); see
 shared/reference/seqgan-original.md.
@@ -209,9 +190,8 @@ def completions_scored(batch: int, seq_len: int, n_rollouts: int) -> int:
 class Workspace:
     """Scratch memory a trainer keeps across rollouts: each of the fast rollout's big
     temporaries (D's lookup tables, the sampling weights, the highway's output) reuses one
-    allocation instead of fresh pages every call. At the paper's size that is ~400 MB of page
-    faults per batch otherwise, about a tenth of the rollout's time on CPU. Only memory is
-    kept: every value is recomputed on every call."""
+    allocation instead of fresh pages every call (what that saves: docs/methods.md, "The fast
+    rollout"). Only memory is kept: every value is recomputed on every call."""
 
     def __init__(self) -> None:
         self.buffers: dict[str, Tensor] = {}
@@ -231,8 +211,8 @@ class StepTables:
 
     The input half of the LSTM gates depends only on the token: one table (V, 4H) per generator
     version replaces embedding + matmul. The read-out is scaled by log2(e), so `exp2` yields the
-    unnormalised next-token probabilities (on CPU exp2 is ~3x cheaper than exp, and this pass over
-    V is the sampling cost). Same gate equations and order (i, f, g, o) as `torch.nn.LSTM`.
+    unnormalised next-token probabilities (exp2 is cheaper than exp on CPU, and this pass over V
+    is the sampling cost). Same gate equations and order (i, f, g, o) as `torch.nn.LSTM`.
     """
 
     @torch.no_grad()

@@ -1,37 +1,11 @@
 """SeqGAN with an unbiased baseline: the rollout's Q minus an estimate that ignores the token.
 
-The procedure is SeqGAN's (methods/pg.py's `RolloutTrainer`: the same rollout, D, d-steps and
-presets); only the per-token weight of the policy-gradient update changes, from Q to an
-advantage A = Q - c. A baseline c_{b,t} keeps the estimator unbiased when it is independent of
-the token y_t^b given the prefix Y^b_{1:t-1} (shared/reference/pg-family.md §3). Two are
-offered, both free (no extra rollouts):
-
-- "loo": a per-position leave-one-out mean over the batch, A_{b,t} = Q_{b,t} - mean_{b' != b}
-  Q_{b',t}. The other samples and their rollouts are independent of sample b. After Kool, van
-  Hoof and Welling 2019, "Buy 4 REINFORCE Samples, Get a Baseline for Free!" (pg-family.md §3.1),
-  taken per position.
-- "previous": the rollouts SeqGAN already drew at position t-1 start from Y_{1:t-1} and draw
-  their own token at t, so Q_{b,t-1} is a Monte-Carlo estimate of V(Y_{1:t-1}) independent of
-  y_t: A_{b,t} = Q_{b,t} - Q_{b,t-1} for t >= 2, and A_{b,1} = Q_{b,1} - V0 with V0 the LOO batch
-  mean of D(Y^{b'}) (pg-family.md §3.2). A state-dependent baseline.
-
-Not offered, because they are not valid baselines:
-- the mean of a prefix's own N completions: it IS Q_{b,t} (every completion contains y_t), so
-  the advantage is exactly zero and so is the gradient (pg-family.md §3.2);
-- GRPO's group normalisation (Q - mean) / std (Shao et al. 2024, per position: pg-family.md
-  §3.3): the division by a std that depends on the sample itself biases the gradient's
-  direction, not only its scale (Dr. GRPO, Liu et al. 2025, drops it).
-tests/test_seqgan_baseline.py shows by exact enumeration that both fail the unbiasedness test
-that "none", "loo" and "previous" pass.
-
-What to expect (pg-family.md §3.5, an inference): SeqGAN's Q lies in (0, 1), so without a
-baseline every sampled token is pushed up, a sharpening drift that by itself lowers NLL-oracle
-(issue #21 of the original: a constant reward does it). A baseline removes that drift, so
-NLL-oracle may look WORSE than no-baseline SeqGAN although the gradient estimate is better;
-read NLL-gen and train/entropy next to it. `train/q_mean` logs the raw Q mean, comparable with
-SeqGAN's `train/reward`; here `train/reward` is the mean advantage, 0 up to rounding with either
-baseline (LOO advantages sum to 0 over the batch at each position; a sample's "previous"
-advantages telescope to D(Y^b) - V0_b, whose batch sum is 0).
+SeqGAN's procedure (methods/pg.py's `RolloutTrainer`: the same rollout, D, d-steps and presets)
+with the per-token weight Q of the policy-gradient update replaced by an advantage A = Q - c:
+"loo", a per-position leave-one-out batch mean, or "previous", the rollout's Q at the previous
+position (an estimate of V(Y_{1:t-1})). Why both are unbiased, which baselines are not offered
+and why, and what to expect of NLL-oracle: docs/methods.md, "SeqGAN with a baseline"
+(shared/reference/pg-family.md §3).
 """
 
 from __future__ import annotations

@@ -1,24 +1,11 @@
 """WGAN-GP on softmax outputs: the shared LSTM unrolled with soft feedback, a Wasserstein critic.
 
-After Gulrajani et al. 2017 (§5.5, `gan_language.py`), ported to the autoregressive generator
-(shared/reference/relaxation-gans.md §1.4). At each step the generator emits its softmax p_t over
-the vocabulary and feeds back a differentiable input, so the whole sequence of distributions is
-differentiable. The critic compares those softmax rows with one-hot real rows. Real data live on
-the simplex vertices and fake data inside the simplex, so a JS-type discriminator would just
-reject "not one-hot"; a 1-Lipschitz critic (enforced by the gradient penalty) instead gives a
-gradient that points from the interior towards the vertices.
-
-The recipe draws a noise z per sequence; the shared LSTM has no noise input (and must keep its
-architecture), and its initial state is zero and its start token fixed. Pure soft feedback
-(p_t @ E at every step, `--wgan-gp.feedback=soft`) is then deterministic: every row of a fake
-batch is the same sequence of distributions, and the critic compares one point with the real
-batch. The randomness therefore enters through the feedback (`Config.feedback`): by default the
-first token is drawn from the generator's own first-step distribution and fed back hard, the
-later steps feed back p_t @ E ("sampled-first"); or Gumbel noise perturbs every fed-back softmax
-("gumbel-soft"). Either way the critic sees the softmax rows p_t, and they differ across rows.
-
-Evaluation samples hard tokens from the generator the ordinary way; a collapsing per-step entropy
-("train/entropy") is this method's typical failure.
+After Gulrajani et al. 2017, ported to the autoregressive generator
+(shared/reference/relaxation-gans.md §1.4): the generator emits its softmax p_t at every step and
+feeds back a differentiable input chosen by `Config.feedback` (also where a fake batch gets its
+randomness: the shared LSTM has no noise input); the critic (methods/critic.py) compares those
+softmax rows with one-hot real rows, kept 1-Lipschitz by a gradient penalty. Why, and what the
+feedback choices mean: docs/methods.md, "WGAN-GP on softmax outputs".
 
 Source key: [WGAN] = igul222/improved_wgan_training gan_language.py at fa66c57 and the WGAN-GP
 paper (arXiv 1704.00028); [RELGAN] = weilinie/RelGAN at 7402725; [KHL] = Kusner &
@@ -32,8 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from methods.base import (
     Budget,
@@ -43,7 +29,8 @@ from methods.base import (
     TrainContext,
     parameter_count,
 )
-from methods.config import check_widths, hp, parse_ints
+from methods.config import check_widths, hp
+from methods.critic import SequenceCNN, gumbel_noise
 from methods.generator import LSTMGenerator, sample_categorical
 
 
@@ -90,11 +77,12 @@ class Config:
         source="4 x 128 = [WGAN] DIM=512 features; the widths are [RELGAN]'s",
         check="positive",
     )
-    critic_filter_sizes: str = hp(
-        "2,3,4,5",
+    critic_filter_sizes: tuple[int, ...] = hp(
+        (2, 3, 4, 5),
         "critic convolution widths, comma-separated (each <= sequence length)",
         source="[RELGAN] discriminator filter sizes",
-        check="ints",
+        check="positive",
+        items=int,
         within_seq_len=True,
     )
     feedback: str = hp(
@@ -124,6 +112,8 @@ class Config:
     )
 
 
+FILTER_SIZES_FLAG = "--wgan-gp.critic-filter-sizes"
+
 PRESETS = {
     # smoke: a handful of updates with a small critic, for the CI end-to-end run (seconds)
     "smoke": dict(
@@ -134,11 +124,9 @@ PRESETS = {
         critic_emb_dim=16,
         critic_num_filters=8,
     ),
-    # quick: sized for <= ~2.5 min of construction + updates on 2 CPU cores (V=5000, 10k train):
-    # measured 91 s on one thread, ~73 s on two (0.45-0.57 s per update; 5 critic steps as
-    # [WGAN] allows, 64x4x64 critic); a loaded machine was up to ~1.4x slower; 10 evaluations.
-    # Default feedback sampled-first: 88 s vs 90 s for soft, back to back on one thread;
-    # gumbel-soft draws B x T x V noise per rollout, ~0.3 s more per update (~1.5x)
+    # quick: sized for <= ~2.5 min of construction + updates on 2 CPU cores (V=5000, 10k train;
+    # measured: docs/methods.md, "Measured costs"): 5 critic steps as [WGAN] allows, a 64x4x64
+    # critic; 10 evaluations
     "quick": dict(
         updates=160, eval_every=16, critic_steps=5, critic_emb_dim=64, critic_num_filters=64
     ),
@@ -148,67 +136,7 @@ PRESETS = {
 }
 
 
-# ----- the critic: a Kim-style CNN over (B, T, V) rows, identical in methods/gumbel.py -----
-class SequenceCNN(nn.Module):
-    """Scores (B, T, V) rows of one-hot or relaxed tokens: one real-valued output per sequence.
-
-    The first layer is a linear embedding (a bias-free Linear from V inputs), so a one-hot row
-    reads out exactly one embedding column and a soft row the expected embedding: one function
-    for real and fake (`embed_tokens` is the same map on one-hot rows, as a cheap lookup).
-    No batch (or any other) normalisation: it would couple the samples of a batch and break the
-    per-sample gradient penalty. Max-over-time pooling and a highway layer follow SeqGAN's D.
-    """
-
-    def __init__(
-        self, vocab_size: int, emb_dim: int, num_filters: int, filter_sizes: tuple[int, ...]
-    ) -> None:
-        super().__init__()
-        features = num_filters * len(filter_sizes)
-        self.embedding = nn.Linear(vocab_size, emb_dim, bias=False)
-        self.convs = nn.ModuleList(nn.Conv1d(emb_dim, num_filters, w) for w in filter_sizes)
-        self.transform = nn.Linear(features, features)
-        self.gate = nn.Linear(features, features)
-        self.out = nn.Linear(features, 1)
-
-    @torch.no_grad()
-    def init_(self, rng: torch.Generator) -> SequenceCNN:
-        """Weights ~ N(0, 1/fan_in), biases 0, drawn from `rng` (not torch's global generator).
-
-        Fan-in scaling of the V-input embedding keeps the input gradient O(1) at the start.
-        """
-        for p in self.parameters():
-            draw = torch.randn(p.shape, generator=rng, device=p.device) / p[0].numel() ** 0.5
-            p.copy_(draw if p.dim() > 1 else torch.zeros_like(p))
-        return self
-
-    def embed(self, x: Tensor) -> Tensor:
-        return self.embedding(x)  # (B, T, V) -> (B, T, E)
-
-    def embed_tokens(self, tokens: Tensor) -> Tensor:
-        # = embed(one_hot(tokens)), (B, T) -> (B, T, E). F.embedding, not weight.T[tokens]: the
-        # backward of advanced indexing accumulates in thread order on CPU (not reproducible)
-        return F.embedding(tokens, self.embedding.weight.T)
-
-    def score(self, e: Tensor) -> Tensor:
-        """The network above the embedding: (B, T, E) -> (B,)."""
-        e = e.transpose(1, 2)  # (B, E, T)
-        h = torch.cat([conv(e).relu().amax(dim=2) for conv in self.convs], dim=1)  # (B, F)
-        gate = torch.sigmoid(self.gate(h))  # (B, F)
-        h = gate * self.transform(h).relu() + (1 - gate) * h  # (B, F): highway
-        return self.out(h).squeeze(1)  # (B,)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.score(self.embed(x))  # (B, T, V) -> (B,)
-
-
 # ----- the pieces of the algorithm -----
-def gumbel_noise(shape: tuple[int, ...], rng: torch.Generator, device: torch.device) -> Tensor:
-    """Standard Gumbel noise -log(-log u), u ~ U[0, 1) from `rng` (as methods/gumbel.py)."""
-    u = torch.rand(shape, generator=rng, device=device)
-    neg_log_u = (-torch.log(u.clamp_min(1e-10))).clamp_min(1e-10)  # in (0, 23]: u = 0 stays finite
-    return -torch.log(neg_log_u)
-
-
 # The next step's input embedding (B, E) from step t's logits (B, V) and softmax p (B, V); one
 # function per `Config.feedback` choice, with a common signature.
 def soft_feedback(
@@ -292,8 +220,7 @@ class WGANGPTrainer(Checkpointable):
     def __init__(self, cfg: Config, ctx: TrainContext, generator: LSTMGenerator) -> None:
         self.cfg, self.generator, self.rng = cfg, generator, ctx.rng
         task = ctx.task  # the widths are checked against T here: the oracle fixes T, not the CLI
-        flag = "--wgan-gp.critic-filter-sizes"
-        sizes = check_widths(parse_ints(cfg.critic_filter_sizes, flag), task.seq_len, flag)
+        sizes = check_widths(cfg.critic_filter_sizes, task.seq_len, FILTER_SIZES_FLAG)
         self.critic = SequenceCNN(
             task.vocab_size, cfg.critic_emb_dim, cfg.critic_num_filters, sizes
         ).to(ctx.device)
@@ -356,8 +283,7 @@ class WGANGPTrainer(Checkpointable):
 
 def budget(cfg: Config, vocab_size: int, seq_len: int, n_train: int) -> Budget:
     """`critic_steps` critic updates per generator update; the critic's size."""
-    flag = "--wgan-gp.critic-filter-sizes"
-    sizes = check_widths(parse_ints(cfg.critic_filter_sizes, flag), seq_len, flag)
+    sizes = check_widths(cfg.critic_filter_sizes, seq_len, FILTER_SIZES_FLAG)
     critic = SequenceCNN(vocab_size, cfg.critic_emb_dim, cfg.critic_num_filters, sizes)
     return Budget(cfg.updates, cfg.critic_steps, parameter_count(critic))
 

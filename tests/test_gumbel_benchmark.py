@@ -19,7 +19,7 @@ once and only the output checks apply.
 import pytest
 import torch
 
-from methods.gumbel import gumbel_noise
+from methods.critic import gumbel_noise
 from tools.subnormal_check import subnormal_fraction
 
 ROWS, V, EMB = 64 * 20, 5000, 64

@@ -216,5 +216,5 @@ def test_config_has_no_rollout_fields_and_the_paper_preset_is_seqgans_schedule()
     assert not {"rollout_num", "rollout", "rollout_chunk"} & names
     paper = build(Config, "maligan", PRESETS["paper"], {})
     assert (paper.updates, paper.batch_size, paper.d_steps, paper.d_epochs) == (200, 64, 5, 3)
-    assert paper.discriminator_filter_sizes == "1,2,3,4,5,6,7,8,9,10,15,20"
+    assert paper.discriminator_filter_sizes == (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20)
     assert "MaliGAN-basic" in METHODS["maligan"].summary

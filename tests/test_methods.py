@@ -42,7 +42,7 @@ def test_config_fields_are_documented_and_presets_valid(name):
     assert {"updates", "eval_every"} <= set(fields)
     for f in fields.values():
         assert f.metadata.get("help"), f"{name}.{f.name} has no help text"
-        assert isinstance(f.default, int | float | str | bool)
+        assert isinstance(f.default, int | float | str | bool | tuple)
     for preset in PRESET_NAMES:
         cfg = build(spec.config, name, spec.presets[preset], {})
         assert cfg.updates >= 0 and cfg.eval_every >= 1
@@ -63,8 +63,8 @@ def test_long_preset_is_the_published_update_count_with_quicks_adversary(name):
 def test_long_preset_pretrains_with_the_papers_recipe_on_the_originals_data():
     from bench.config import PRESETS as BENCH_PRESETS
     from bench.config import BenchConfig
-    from bench.pretrain import PRESETS as PRETRAIN_PRESETS
-    from bench.pretrain import PretrainConfig
+    from bench.train.pretrain import PRESETS as PRETRAIN_PRESETS
+    from bench.train.pretrain import PretrainConfig
 
     long = PretrainConfig(**PRETRAIN_PRESETS["long"])
     assert long == PretrainConfig(**PRETRAIN_PRESETS["paper"]) and long.epochs == 120

@@ -1,7 +1,7 @@
 """The continuous-relaxation GANs: wgan-gp (soft feedback + gradient penalty) and gumbel (RelGAN).
 
-Tiny tasks (V=50, T=8) throughout; the cost on the real task is measured separately (see the
-presets' comments in methods/wgan_gp.py and methods/gumbel.py).
+Tiny tasks (V=50, T=8) throughout; the cost on the real task is measured separately
+(docs/methods.md, "Measured costs").
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from scipy.stats import chisquare
 
-from methods import METHODS, gumbel, wgan_gp
+from methods import METHODS, critic, gumbel, wgan_gp
 from methods.base import PRESET_NAMES, TrainContext
 from methods.config import ConfigError, build
 from methods.generator import LSTMGenerator, sample_categorical
@@ -113,7 +113,7 @@ def test_registry_entry_and_presets_build_valid_configs(name):
         assert cfg.updates >= 1 and cfg.eval_every >= 1
         assert cfg.updates // cfg.eval_every <= 15 or preset == "paper"  # quick: <= ~15 evals
     for field in dataclasses.fields(spec.config):
-        assert type(field.default) in (int, float, str, bool), field.name
+        assert type(field.default) in (int, float, str, bool, tuple), field.name
         assert "; " in field.metadata["help"], f"{field.name}: help text without its source"
 
 
@@ -128,9 +128,13 @@ def test_cli_overrides_are_typed_and_choices_are_checked():
     assert cfg.critic_steps == 3
 
 
-@pytest.mark.parametrize("module", [wgan_gp, gumbel])
-def test_critic_embedding_is_one_function_for_one_hot_and_soft_rows(module):
-    cnn = module.SequenceCNN(V, 16, 8, (2, 3, 4, 5)).init_(torch.Generator().manual_seed(0))
+@pytest.mark.parametrize("name", MODULES)
+def test_both_methods_train_the_shared_critic(task, name):
+    assert isinstance(make_trainer(name, task).critic, critic.SequenceCNN)
+
+
+def test_critic_embedding_is_one_function_for_one_hot_and_soft_rows():
+    cnn = critic.SequenceCNN(V, 16, 8, (2, 3, 4, 5)).init_(torch.Generator().manual_seed(0))
     tokens = torch.randint(0, V, (4, T), generator=torch.Generator().manual_seed(1))
     one_hot = F.one_hot(tokens, V).float()  # (B, T, V)
     torch.testing.assert_close(cnn.embed_tokens(tokens), cnn.embed(one_hot))
@@ -170,7 +174,7 @@ def test_gradient_penalty_is_taken_per_sample_at_random_interpolates():
 
 
 def test_gradient_penalty_in_embedding_space_equals_the_input_space_one():
-    cnn = wgan_gp.SequenceCNN(V, 16, 8, (2, 3, 4, 5)).init_(torch.Generator().manual_seed(0))
+    cnn = critic.SequenceCNN(V, 16, 8, (2, 3, 4, 5)).init_(torch.Generator().manual_seed(0))
     tokens = torch.randint(0, V, (8, T), generator=torch.Generator().manual_seed(1))
     fake = torch.softmax(3 * torch.randn(8, T, V), dim=-1)  # (B, T, V)
     gp_input = wgan_gp.gradient_penalty(
@@ -245,7 +249,7 @@ def test_gumbel_soft_feeds_back_a_noisy_softmax_and_shows_the_critic_p_t():
     with torch.no_grad():
         probs = wgan_gp.soft_rollout(gen, n, torch.Generator().manual_seed(3), "gumbel-soft", tau)
         p1, state = first_step(gen, n)
-        g = wgan_gp.gumbel_noise((n, V), torch.Generator().manual_seed(3), torch.device("cpu"))
+        g = critic.gumbel_noise((n, V), torch.Generator().manual_seed(3), torch.device("cpu"))
         x = torch.softmax((p1.log() + g) / tau, dim=-1) @ gen.embedding.weight  # (n, E)
         logits2, _ = gen.step_embedded(x, state)  # (n, V)
     torch.testing.assert_close(probs[:, 0], p1)
@@ -308,7 +312,7 @@ def test_trainer_reports_beta_on_its_schedule(task):
 def test_gumbel_max_frequencies_match_the_softmax():
     logits = torch.randn(10, generator=torch.Generator().manual_seed(0)) * 1.5  # (K,)
     n = 20_000
-    noise = gumbel.gumbel_noise((n, 10), torch.Generator().manual_seed(1), torch.device("cpu"))
+    noise = critic.gumbel_noise((n, 10), torch.Generator().manual_seed(1), torch.device("cpu"))
     counts = torch.bincount((logits + noise).argmax(dim=-1), minlength=10).double()
     probs = torch.softmax(logits.double(), dim=0)
     assert chisquare(counts.numpy(), (probs * n).numpy()).pvalue > 0.001
@@ -323,7 +327,7 @@ def test_gumbel_rollout_feeds_back_the_argmax_of_logits_plus_noise():
     with torch.no_grad():
         torch.testing.assert_close(logits, gen(tokens))  # teacher-forced on the fed-back tokens
     rng = torch.Generator().manual_seed(9)  # replay the noise, drawn once per step
-    noise = torch.stack([gumbel.gumbel_noise((32, V), rng, torch.device("cpu")) for _ in range(T)])
+    noise = torch.stack([critic.gumbel_noise((32, V), rng, torch.device("cpu")) for _ in range(T)])
     perturbed = logits + noise.transpose(0, 1)  # (B, T, V)
     assert torch.equal(tokens, perturbed.argmax(dim=-1))
     torch.testing.assert_close(relaxed, torch.softmax(beta * perturbed, dim=-1))
@@ -340,12 +344,11 @@ def test_gan_losses_at_equal_scores_and_relativistic_pairing():
     assert g_loss.item() == pytest.approx(math.log1p(math.exp(1.0)))  # BCE(D(f) - D(r), 1)
 
 
-@pytest.mark.parametrize("module", [wgan_gp, gumbel], ids=["wgan-gp", "gumbel"])
-def test_real_token_embedding_backward_is_reproducible_with_threads(module):
+def test_real_token_embedding_backward_is_reproducible_with_threads():
     """embed_tokens == embed(one_hot) and its weight gradient is the same on every call. With
     torch's 2+ CPU threads, the backward of advanced indexing (weight.T[tokens]) accumulated in
     thread order and differed in the last bits from call to call: runs were not bit-identical."""
-    net = module.SequenceCNN(5000, 32, 8, (2, 3, 4, 5)).init_(torch.Generator().manual_seed(0))
+    net = critic.SequenceCNN(5000, 32, 8, (2, 3, 4, 5)).init_(torch.Generator().manual_seed(0))
     tokens = torch.randint(0, 5000, (64, 20), generator=torch.Generator().manual_seed(1))
     grad_out = torch.randn(64, 20, 32, generator=torch.Generator().manual_seed(2))
     one_hot = F.one_hot(tokens, 5000).float()
@@ -359,20 +362,21 @@ def test_real_token_embedding_backward_is_reproducible_with_threads(module):
 
 
 @pytest.mark.parametrize("name", MODULES)
-@pytest.mark.parametrize("widths", ["2,9", "9,10"])
+@pytest.mark.parametrize("widths", [(2, 9), (9, 10)])
 def test_critic_widths_above_the_sequence_length_are_refused_as_seqgan_does(task, name, widths):
     """A width > T is a config error naming the flag (T = 8 here), not silently dropped."""
     cfg = MODULES[name].Config(**TINY[name] | {"critic_filter_sizes": widths})
     ctx = TrainContext(task, torch.device("cpu"), torch.Generator().manual_seed(0), 0)
     with pytest.raises(ConfigError) as error:
         MODULES[name].METHOD.make_trainer(cfg, ctx, make_generator())
-    expected = f"--{name}.critic-filter-sizes={widths!r} is not valid: widths must be <= T = 8"
+    text = ",".join(map(str, widths))
+    expected = f"--{name}.critic-filter-sizes={text!r} is not valid: widths must be <= T = 8"
     assert str(error.value) == expected
 
 
 @pytest.mark.parametrize("name", MODULES)
 def test_critic_widths_up_to_the_sequence_length_build_one_conv_each(task, name):
-    cfg = MODULES[name].Config(**TINY[name] | {"critic_filter_sizes": "1,8"})
+    cfg = MODULES[name].Config(**TINY[name] | {"critic_filter_sizes": (1, 8)})
     ctx = TrainContext(task, torch.device("cpu"), torch.Generator().manual_seed(0), 0)
     trainer = MODULES[name].METHOD.make_trainer(cfg, ctx, make_generator())
     assert [conv.kernel_size for conv in trainer.critic.convs] == [(1,), (8,)]

@@ -14,7 +14,7 @@ import time
 import pytest
 import torch
 
-from methods.discriminator import Discriminator, parse_filters
+from methods.discriminator import Discriminator
 from methods.generator import LSTMGenerator
 from methods.rollout import (
     Workspace,
@@ -31,9 +31,7 @@ B, N, T, V = 64, 16, 20, 5000
 def paper_setup():
     generator = LSTMGenerator().init_normal_(0.1, torch.Generator().manual_seed(0))
     cfg = Config()
-    sizes, maps = parse_filters(
-        cfg.discriminator_filter_sizes, cfg.discriminator_num_filters, T, "seqgan"
-    )
+    sizes, maps = cfg.discriminator_filter_sizes, cfg.discriminator_num_filters
     discriminator = Discriminator(V, T, cfg.discriminator_emb_dim, sizes, maps)
     discriminator.init_original_(torch.Generator().manual_seed(1))
     assert sum(p.numel() for p in discriminator.parameters()) == 7_045_402

@@ -8,8 +8,8 @@ import torch
 
 from methods import METHODS
 from methods.base import TrainContext
-from methods.config import ConfigError, build
-from methods.discriminator import Discriminator, parse_filters
+from methods.config import ConfigError, build, flatten
+from methods.discriminator import Discriminator
 from methods.generator import sample_categorical
 from methods.rollout import (
     StepTables,
@@ -267,9 +267,7 @@ def test_registry_presets_and_the_paper_discriminator():
         for preset in ("smoke", "quick", "paper"):
             build(METHODS[name].config, name, METHODS[name].presets[preset], {})
     cfg = Config()
-    sizes, maps = parse_filters(
-        cfg.discriminator_filter_sizes, cfg.discriminator_num_filters, 20, "seqgan"
-    )
+    sizes, maps = cfg.discriminator_filter_sizes, cfg.discriminator_num_filters
     d = Discriminator(5000, 20, cfg.discriminator_emb_dim, sizes, maps)
     assert sum(p.numel() for p in d.parameters()) == 7_045_402  # seqgan-original.md §4
     assert dataclasses.fields(ConstConfig)[-1].name == "constant_reward"
@@ -280,38 +278,51 @@ def test_registry_presets_and_the_paper_discriminator():
     [
         (
             dict(discriminator_filter_sizes="1,x"),
-            "--seqgan.discriminator-filter-sizes='1,x' is not valid: comma-separated ints",
+            "--seqgan.discriminator-filter-sizes='1,x' is not valid: must be a non-empty comma "
+            "list of integers > 0",
+        ),
+        (
+            dict(discriminator_num_filters="4,0"),
+            "--seqgan.discriminator-num-filters='4,0' is not valid: must be a non-empty comma "
+            "list of integers > 0",
         ),
         (
             dict(discriminator_num_filters="4,4,4"),
             "discriminator-filter-sizes '2,3' has 2 widths but discriminator-num-filters "
             "'4,4,4' has 3 counts; give one per width",
         ),
-        (
-            dict(discriminator_filter_sizes="2,9"),
-            "--seqgan.discriminator-filter-sizes='2,9' is not valid: widths must be <= T = 8",
-        ),
     ],
 )
-def test_bad_discriminator_shapes_are_config_errors(task, overrides, message):
+def test_bad_discriminator_lists_are_config_errors(overrides, message):
     with pytest.raises(ConfigError) as error:
-        make_trainer(task, **overrides)
+        build(Config, "seqgan", PRESETS["smoke"], overrides)
     assert str(error.value) == message
+
+
+def test_discriminator_widths_above_the_sequence_length_are_config_errors(task):
+    with pytest.raises(ConfigError) as error:
+        make_trainer(task, discriminator_filter_sizes=(2, 9))
+    assert str(error.value) == (
+        "--seqgan.discriminator-filter-sizes='2,9' is not valid: widths must be <= T = 8"
+    )
 
 
 def test_the_const_control_names_its_own_flags(task):
     with pytest.raises(ConfigError) as error:
-        make_trainer(task, ConstRewardTrainer, ConstConfig, discriminator_filter_sizes="2,9")
+        make_trainer(task, ConstRewardTrainer, ConstConfig, discriminator_filter_sizes=(2, 9))
     assert str(error.value) == (
         "--seqgan-const.discriminator-filter-sizes='2,9' is not valid: widths must be <= T = 8"
     )
 
 
 def test_filter_lists_parse_to_tuples_and_mismatched_lengths_are_refused():
-    assert parse_filters("2,3", "8,16", 3, "seqgan") == ((2, 3), (8, 16))
-    with pytest.raises(ConfigError) as error:
-        parse_filters("2,3", "8", 3, "maligan")  # the flags name the method that asked
+    overrides = {"discriminator_filter_sizes": "2, 3", "discriminator_num_filters": "8,16"}
+    cfg = build(Config, "seqgan", {}, overrides)
+    assert (cfg.discriminator_filter_sizes, cfg.discriminator_num_filters) == ((2, 3), (8, 16))
+    assert flatten(cfg, "seqgan")["seqgan.discriminator_filter_sizes"] == "2,3"  # MLflow param
+    with pytest.raises(ConfigError) as error:  # also when the dataclass is built directly
+        Config(discriminator_filter_sizes=(2, 3), discriminator_num_filters=(8,))
     assert str(error.value) == (
-        "--maligan.discriminator-filter-sizes and --maligan.discriminator-num-filters differ in "
-        "length"
+        "discriminator-filter-sizes '2,3' has 2 widths but discriminator-num-filters '8' has 1 "
+        "counts; give one per width"
     )

@@ -22,7 +22,7 @@ from bench.metrics.evaluate import EvalSettings, curve_point, final_metrics  # n
 from methods import METHODS, mle  # noqa: E402
 from methods.base import TrainContext  # noqa: E402
 from methods.config import build  # noqa: E402
-from methods.discriminator import Discriminator, parse_filters  # noqa: E402
+from methods.discriminator import Discriminator  # noqa: E402
 from methods.generator import LSTMGenerator  # noqa: E402
 from methods.rollout import Workspace, fast_rollout_rewards, reference_rollout_rewards  # noqa: E402
 from methods.seqgan import Config  # noqa: E402
@@ -97,9 +97,7 @@ def main() -> None:
     out["curve_point_ms"] = timed_ms(lambda: curve_point(gen0, task, ev), 2)
     out["final_metrics_ms"] = timed_ms(lambda: final_metrics(gen0, task, ev), 1)
     cfg = Config()
-    sizes, maps = parse_filters(
-        cfg.discriminator_filter_sizes, cfg.discriminator_num_filters, 20, "seqgan"
-    )
+    sizes, maps = cfg.discriminator_filter_sizes, cfg.discriminator_num_filters
     discriminator = Discriminator(5000, 20, cfg.discriminator_emb_dim, sizes, maps)
     discriminator = discriminator.init_original_(torch.Generator().manual_seed(1)).to(DEV).eval()
     x = gen0.sample(64, rng=torch.Generator(device=DEV).manual_seed(2))

@@ -18,7 +18,6 @@ from torch import Tensor
 from bench.config import BenchConfig
 from bench.metrics.bleu import bleu, self_bleu
 from bench.metrics.nll import nll_oracle, nll_test
-from methods.config import parse_floats
 from methods.generator import SequenceModel, UnigramModel
 from oracle.data import Task
 
@@ -46,7 +45,7 @@ class EvalSettings:
             curve_samples=settings.curve_samples,
             final_samples=settings.final_samples,
             bleu_samples=settings.bleu_samples,
-            sweep_alphas=parse_floats(settings.sweep_alphas),
+            sweep_alphas=settings.sweep_alphas,
             sweep_samples=settings.sweep_samples,
         )
 

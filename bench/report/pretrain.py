@@ -25,8 +25,9 @@ def pretrain_runs(tracker: Tracker, parent: str) -> dict[int, object]:
 
     Its own child run where it trained one; for a seed it did not pre-train (an earlier
     invocation did, and this one reused it, or reused every cell of the seed), the newest
-    finished pre-training run in the experiment with the same seed, source version (the code
-    hash of the cell keys), `pretrain.*` params and training-set digest. The pre-training key
+    finished pre-training run in the experiment with the same seed, source version (the
+    pre-training's code version, which the parent run's tag holds), `pretrain.*` params and
+    training-set digest. The pre-training key
     also hashes the device, the curve settings and the torch version, which this does not
     check: one experiment that mixes those can pick the wrong run."""
     parent_run = tracker.client.get_run(parent)

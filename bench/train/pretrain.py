@@ -33,21 +33,10 @@ Curve = list[tuple[int, Metrics]]
 
 
 @dataclass(frozen=True)
-class PretrainConfig:
-    lr: float = hp(
-        1e-2,
-        "Adam learning rate of the MLE pre-training",
-        source="[HEAD] generator.py; 1e-3 in [PAPER-ERA]",
-        check="positive",
-    )
-    batch_size: int = hp(
-        64,
-        "minibatch size (sequences)",
-        source="[HEAD] BATCH_SIZE",
-        check="positive",
-        batch_of_train=True,
-    )
-    clip: float = hp(5.0, "global gradient-norm clip", source="[HEAD] grad_clip", check="positive")
+class PretrainConfig(mle.MLESettings):
+    """The pre-training: MLE's update fields (lr, batch_size, clip: `methods.mle.MLESettings`)
+    and its own length, initialisation and early stopping."""
+
     init_std: float = hp(
         0.1,
         "std of the N(0, std^2) initialisation of every generator parameter",
