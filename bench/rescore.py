@@ -157,9 +157,13 @@ def rescore(tracker: Tracker, parent_id: str | None, args: argparse.Namespace, c
     env = environment_tags(device) | {"oracle": task.identity, "oracle_kind": spec.kind}
     new_parent = tracker.start(
         f"rescore-{time.strftime('%Y%m%d-%H%M%S')}",
-        env | {"kind": "parent", "command": command, "rescored_from": parent.info.run_id},
+        env
+        | {"kind": "parent", "command": command, "rescored_from": parent.info.run_id}
+        | _source_version(parent),
     )
     tracker.log_params(new_parent, params)
+    # as bench.run's parent: the report finds the pre-training runs by code version and data
+    tracker.log_datasets(new_parent, task.identity, {"train": task.train, "test": task.test})
     try:
         for run in runs:
             if run.data.tags.get("kind") != "pretrain":  # no generator of its own to score
@@ -206,7 +210,7 @@ def _rescore_run(r: Rescoring, run) -> None:
         "method": tags.get("method", "?"),
         "seed": tags.get("seed", "-1"),
         "rescored_run": run.info.run_id,
-    }
+    } | _source_version(run)
     name = tags.get("mlflow.runName", f"{base['method']}-s{base['seed']}")
     status = tags.get("cell_status", "unknown")
     if kind == "reference":
@@ -239,6 +243,13 @@ def _rescore_run(r: Rescoring, run) -> None:
         tracker.log_metrics(child, step, sweep_metrics(gen, task, ev))
     tracker.set_tags(child, {"cell_status": "finished"})
     tracker.end(child)
+
+
+def _source_version(run) -> dict[str, str]:
+    """The run's code-version tag, for its rescored copy (the report matches pre-training runs
+    by the parent's)."""
+    version = run.data.tags.get("source_version")
+    return {"source_version": version} if version else {}
 
 
 def _final_step(tracker: Tracker, run) -> int:

@@ -3,7 +3,8 @@
 Every hyperparameter lives in its method's frozen Config dataclass, declared with `hp(...)`, so
 `--help`, validation and the MLflow params all come from that one place. A list-valued field,
 `hp((2, 3), ..., items=int)`, holds a tuple: `build` parses its CLI text ("2,3") once, its check
-applies to every item, and `flatten` writes it back as the same text ("2,3").
+applies to every item, and `flatten` writes it as comma-joined text ("2,3"; a float item as
+Python writes it: "1" is logged "1.0").
 """
 
 from __future__ import annotations
@@ -155,12 +156,6 @@ def _list_rule(f: dataclasses.Field) -> str:
     check = f.metadata.get("check")
     condition = f" {CHECKS[check][1]}" if check is not None else ""
     return f"must be a non-empty comma list of {ITEM_NAMES[f.metadata['items']]}{condition}"
-
-
-def field_type(cfg_cls: type, name: str) -> type:
-    hints = {f.name: f for f in dataclasses.fields(cfg_cls)}
-    default = hints[name].default
-    return type(default)
 
 
 def build(cfg_cls: type, prefix: str, preset: dict[str, Any], overrides: dict[str, str]) -> Any:

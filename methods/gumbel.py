@@ -139,8 +139,8 @@ PRESETS = {
         critic_emb_dim=16,
         critic_num_filters=8,
     ),
-    # quick: sized for <= ~2.5 min of construction + updates on 2 CPU cores (V=5000, 10k train;
-    # measured: docs/methods.md, "Measured costs"): 3 critic steps, a 64x4x64 critic; beta still
+    # quick: sized for 2 CPU cores (V=5000, 10k train; docs/methods.md, "Measured costs"):
+    # 3 critic steps, a 64x4x64 critic; beta still
     # annealed 1 -> ~100; 10 evaluations
     "quick": dict(updates=160, eval_every=16, critic_steps=3, critic_num_filters=64),
     # long: RelGAN's 3,000 generator updates (beta annealed over all of them) with quick's critic

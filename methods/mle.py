@@ -67,7 +67,7 @@ class Config(MLESettings):
 
 PRESETS = {
     "smoke": dict(updates=10, eval_every=5),
-    # quick: tuned on 2 CPU cores so the whole suite fits 20 minutes (see README "Presets")
+    # quick: sized for 2 CPU cores (README, "Presets and timings")
     "quick": dict(updates=100, eval_every=10),
     # long: the paper preset's 200 continued updates (as many as SeqGAN's adversarial iterations)
     "long": dict(eval_every=10),

@@ -124,8 +124,8 @@ PRESETS = {
         critic_emb_dim=16,
         critic_num_filters=8,
     ),
-    # quick: sized for <= ~2.5 min of construction + updates on 2 CPU cores (V=5000, 10k train;
-    # measured: docs/methods.md, "Measured costs"): 5 critic steps as [WGAN] allows, a 64x4x64
+    # quick: sized for 2 CPU cores (V=5000, 10k train; docs/methods.md, "Measured costs"):
+    # 5 critic steps as [WGAN] allows, a 64x4x64
     # critic; 10 evaluations
     "quick": dict(
         updates=160, eval_every=16, critic_steps=5, critic_emb_dim=64, critic_num_filters=64

@@ -1,5 +1,6 @@
 """The code's shape: sub-packages by job, an acyclic import graph that runs one way, modules of at
-most 400 lines that say their job, and method files imported by the registry alone."""
+most 400 lines that say their job, and method files imported by the registry alone (and MLE's
+by the pre-training, whose update it is)."""
 
 import ast
 
@@ -114,3 +115,15 @@ def test_every_module_says_its_job_in_a_docstring_and_stays_short(module):
     doc = ast.get_docstring(ast.parse(path.read_text()))
     assert doc and doc.splitlines()[0].strip()
     assert len(path.read_text().splitlines()) <= 400
+
+
+def test_the_key_closure_sees_every_import():
+    """Code versions follow absolute imports only: no relative import, no importlib, and no
+    package `__init__` with code of its own but the registry's (an `__init__` runs on every
+    import of its package, yet a closure includes it only when it is named)."""
+    for module, path in modules(ROOT).items():
+        tree = ast.parse(path.read_text())
+        relative = [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level]
+        assert not relative and "importlib" not in path.read_text(), module
+        if path.name == "__init__.py" and module != "methods":
+            assert [type(n) for n in tree.body] == [ast.Expr], f"{module}: docstring only"

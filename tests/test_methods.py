@@ -134,7 +134,7 @@ def test_trainer_resumed_from_its_state_continues_bit_for_bit(name, task20):
     buffer = io.BytesIO()
     torch.save({"trainer": a.state_dict(), "rng": rng_a.get_state()}, buffer)
     buffer.seek(0)
-    saved = torch.load(buffer, weights_only=True)  # what bench/checkpoint.py does
+    saved = torch.load(buffer, weights_only=True)  # what bench/cells/checkpoint.py does
     expected = _train_scalars(a, 4)
 
     b, rng_b = _trainer(name, task20, seed=99, gen_seed=5, fresh=False)  # different everything

@@ -6,6 +6,7 @@ by the tests below.
 
 import shutil
 
+import pandas as pd
 import pytest
 import torch
 from mlflow import MlflowClient
@@ -102,6 +103,8 @@ def test_rescore_reproduces_the_stored_metrics_exactly(store, capsys):
     assert copied
     out = store["root"] / "rescored" / f"{EXPERIMENT}-rescored"
     assert (out / "table.csv").exists()
+    pretrain = pd.read_csv(out / "pretrain.csv")  # the original's pre-training, found by code
+    assert not pretrain.empty and set(pretrain.seed) == {0}
     assert {"README.md", "table.csv"} <= {f.path for f in client.list_artifacts(new_id)}
     assert new_id in capsys.readouterr().out
     # a rescored invocation rescored again: its runs name the run that holds generator.pt

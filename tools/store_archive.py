@@ -8,8 +8,8 @@ tags, params, task datasets, each metric's whole history (step, value, timestamp
 artifacts (every top-level .txt and .json file: config.json, samples.txt). `import` recreates
 them in another store, where `bench.run` with the same options finds them by their cell keys
 and reuses them instead of training them (a cell key hashes the version of the code that cell
-runs: import into a checkout where each run's `source_version` tag is still its method's code
-version) and `bench.report` renders them.
+runs: import into a checkout where each run's `source_version` tag is still the version of the
+code it ran) and `bench.report` renders them.
 
     python tools/store_archive.py export --tracking-uri sqlite:///mlflow.db --experiment E DIR
     python tools/store_archive.py import --tracking-uri sqlite:///other.db --experiment E DIR

@@ -2,8 +2,9 @@
 
 Every MLflow call of a run's lifecycle goes through `CellRun`, and the run ends with exactly one
 status on every path out of its `with` block: the block's end is `finished`; `Diverged`,
-`CellTimeout` and any other exception end it diverged, timeout or failed (the exception is
-swallowed: one broken cell must not stop the suite); Ctrl-C ends it killed and goes on.
+`CellTimeout` and any other exception end it diverged, timeout or failed, and are swallowed
+(one broken cell must not stop the suite) unless `contain` is False; Ctrl-C ends it killed and
+is re-raised, as is any other BaseException (SystemExit: recorded failed).
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from oracle.data import Task
 class CellRun:
     """One run in the store; `result` holds how it ended once its block is left."""
 
-    def __init__(self, tracker: Tracker, name: str, tags: dict[str, str], parent: str) -> None:
-        self.tracker = tracker
+    def __init__(
+        self, tracker: Tracker, name: str, tags: dict[str, str], parent: str, contain: bool = True
+    ) -> None:
+        self.tracker, self.contain = tracker, contain
         self.id = tracker.start(name, tags, parent)
         self.result: CellResult | None = None
 
@@ -66,7 +69,7 @@ class CellRun:
             message = f"diverged at step {error.step}: {error.key} = {error.value:.4g}"
             self._end(CellResult(Status.DIVERGED, message), extra)
         elif issubclass(kind, CellTimeout):
-            message = f"{error}; a rerun resumes it"
+            message = f"timeout: {error}; a rerun resumes it"
             self._end(CellResult(Status.TIMEOUT, message), {"timeout_s": error.seconds})
         elif issubclass(kind, Exception):
             self.text("".join(traceback.format_exception(kind, error, tb)), "traceback.txt")
@@ -76,7 +79,7 @@ class CellRun:
         else:  # SystemExit and the like: record, then let it go on
             self._end(CellResult(Status.FAILED, f"{kind.__name__}"), {"error": kind.__name__})
             return False
-        return True
+        return self.contain
 
     def _end(self, result: CellResult, extra: dict | None = None) -> None:
         self.result = result

@@ -2,7 +2,8 @@
 
 One file per cell, named by the cell's key (`bench.cells.keys.cell_key`), so only a run whose result
 would be the same can pick it up. Written atomically: a kill mid-write leaves the previous
-checkpoint intact. Removed once the cell reaches a final status.
+checkpoint intact. Removed once the cell finishes or diverges; a failed or timed-out cell keeps
+it, so a rerun continues.
 """
 
 from __future__ import annotations
@@ -82,6 +83,9 @@ class CellCheckpoint:
 
     def __init__(self, cache_dir: Path, cell_key: str) -> None:
         self.path = checkpoint_path(cache_dir, cell_key)
+
+    def __str__(self) -> str:
+        return str(self.path)
 
     def load(self) -> dict[str, Any] | None:
         return load_checkpoint(self.path)

@@ -18,7 +18,7 @@ class RayPool:
     """--executor ray: one Ray task per job, a GPU each when the cluster has GPUs.
 
     The driver's code is shipped to the workers (`runtime_env` working_dir): cells are keyed by
-    the driver's source hash, so a worker running other code would mislabel its results. A task
+    the driver's code versions, so a worker running other code would mislabel its results. A task
     whose worker dies is retried (cells resume exactly from their checkpoints, so a retry is
     safe), and workers' output reaches the driver's log."""
 

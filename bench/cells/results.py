@@ -27,27 +27,28 @@ class Status(str, Enum):
 
 @dataclass(frozen=True)
 class CellResult:
-    """A status, a sentence for the log, and whether the worker was lost: a worker that died
-    or was killed could not end its run, which the driver then marks with `status`."""
+    """A status, a sentence for the log that names it, and whether the worker was lost: a
+    worker that died or was killed could not end its run, which the driver then marks with
+    `status`."""
 
     status: Status
     message: str = ""
     worker_lost: bool = False
 
     def __str__(self) -> str:
-        return f"{self.status.value}: {self.message}" if self.message else self.status.value
+        return self.message or self.status.value
 
 
 def worker_died(exitcode: int | None) -> CellResult:
-    return CellResult(Status.KILLED, f"worker process died, exit code {exitcode}", True)
+    return CellResult(Status.KILLED, f"killed: worker process died, exit code {exitcode}", True)
 
 
 def worker_timed_out(grace_s: float) -> CellResult:
-    return CellResult(
-        Status.TIMEOUT, f"worker killed {grace_s:g} s past --bench.cell-timeout", True
-    )
+    message = f"timeout: worker killed {grace_s:g} s past --bench.cell-timeout"
+    return CellResult(Status.TIMEOUT, message, True)
 
 
 def worker_error(error: BaseException) -> CellResult:
     """The job failed outside its cell's own error handling (its run may be left RUNNING)."""
-    return CellResult(Status.KILLED, f"{type(error).__name__}: {error}", True)
+    message = f"killed: the worker failed outside its cell ({type(error).__name__}: {error})"
+    return CellResult(Status.KILLED, message, True)

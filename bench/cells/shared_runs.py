@@ -29,7 +29,8 @@ def run_references(inv: Invocation) -> None:
             tracker.mark_killed(key)
             tags = dict(kind="reference", method=name, seed="0", cell_key=key)
             tags["source_version"] = plan.code["reference"]
-            with CellRun(tracker, f"ref-{name}", inv.tags | tags, inv.parent) as run:
+            # not contained: a reference row that cannot be computed stops the invocation
+            with CellRun(tracker, f"ref-{name}", inv.tags | tags, inv.parent, contain=False) as run:
                 metrics, _ = final_metrics(model.to(plan.device), task, ev)
                 run.log(0, metrics)
 
@@ -38,8 +39,8 @@ def pretrain_seed(inv: Invocation, seed: int, progress) -> CellResult:
     """Train (or load from the cache) the pre-training of `seed`, and make sure the store has it
     once: a run `pretrain-s<seed>` (tag kind=pretrain) with its learning curve, keyed like a
     cell, so every method's own run starts at its own step 0. Its status: finished, reused (a
-    run of this key exists) or failed (the cells will fail on it too, each with its own
-    traceback)."""
+    run of this key exists), or failed or diverged (the cells will fail on it too, each with
+    its own traceback)."""
     plan, tracker = inv.plan, inv.tracker
     pretraining = plan.pretraining(inv.task)
     key = pretraining.key(seed)

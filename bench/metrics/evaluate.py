@@ -127,13 +127,13 @@ def temperature_sweep(
     return points
 
 
-def sweep_best(alphas, nll_oracle, nll_test) -> tuple[float, float]:
+def sweep_best(alphas, oracle_nlls, test_nlls) -> tuple[float, float]:
     """The best point of one (method, seed)'s sweep: (least NLL-oracle + NLL-test, its alpha).
 
-    `alphas`, `nll_oracle`, `nll_test`: (k,) arrays, one entry per alpha (any order). Lower sum
+    `alphas`, `oracle_nlls`, `test_nlls`: (k,) arrays, one entry per alpha (any order). Lower sum
     is better; the alpha is a location (no direction); ties go to the first entry; NaNs skipped.
     """
-    total = np.asarray(nll_oracle, float) + np.asarray(nll_test, float)  # (k,)
+    total = np.asarray(oracle_nlls, float) + np.asarray(test_nlls, float)  # (k,)
     i = int(np.nanargmin(total))
     return float(total[i]), float(np.asarray(alphas, float)[i])
 

@@ -20,7 +20,7 @@ HEADERS = {
 def budget_table(tidy: pd.DataFrame) -> pd.DataFrame:
     """One row per method with budget metrics: 'value (fraction of paper)' per HEADERS column,
     e.g. '40 (0.2 × paper)'; a method without an adversary shows '—' there. `tidy` is
-    `bench.report.tidy_results`'s frame; the values are the same for every seed of a method
+    `bench.report.load.tidy_results`'s frame; the values are the same for every seed of a method
     (its config), so the first is taken."""
     rows = tidy[(tidy.kind == "method") & tidy.metric.str.startswith("resources/")]
     if rows.empty:

@@ -102,7 +102,7 @@ def estimate(tracker: Tracker | None, method: str, preset: str, code: str) -> Es
 def cell_row(
     plan: Plan, tracker: Tracker | None, method: str, seed: int, key: str, est: Estimate
 ) -> Row:
-    """The cell's fate, decided as `plan_cells` and `run_cell` would decide it."""
+    """The cell's fate, decided as `cells_to_run` and `run_cell` would decide it."""
     finished = None if plan.force or tracker is None else tracker.finished_run(key)
     if finished is not None:
         return Row(method, seed, key, "reuse", f"run {finished}", 0.0, "")

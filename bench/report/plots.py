@@ -26,7 +26,7 @@ def plot_quality_diversity(
     `published`: (label, ((alpha, nll_oracle, nll_test), ...)) of a published sweep, drawn
     grey and dashed so it is not read as one of this run's methods.
     """
-    # imported here: matplotlib's import costs ~1.5 s, paid only by a process that plots
+    # imported here: matplotlib's import is slow, paid only by a process that plots
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(7, 5))

@@ -80,13 +80,13 @@ def _pretrain(
     if "bench.n_train" not in params or "pretrain.batch_size" not in params:
         return []
     per_epoch = int(params["bench.n_train"]) // int(params["pretrain.batch_size"])
-    curves = pretrain_curves(tracker, pretrain_runs(tracker, parent), per_epoch)
-    curves.to_csv(out_dir / "pretrain.csv", index=False)
-    if curves.empty:
+    pre = pretrain_curves(tracker, pretrain_runs(tracker, parent), per_epoch)
+    pre.to_csv(out_dir / "pretrain.csv", index=False)
+    if pre.empty:
         return []
     published = NLL_ORACLE["mle"].nll_oracle if oracle_kind == "seqgan-paper" else None
-    plot_pretrain_curves(curves, out_dir / "pretrain_curve.png", published)
-    return pretrain_section(curves, params, oracle_kind, params.get("bench.curve_samples", "?"))
+    plot_pretrain_curves(pre, out_dir / "pretrain_curve.png", published)
+    return pretrain_section(pre, params, oracle_kind, params.get("bench.curve_samples", "?"))
 
 
 def _plots(

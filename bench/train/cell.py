@@ -76,7 +76,10 @@ def train_cell(cell: CellSpec, checkpoints: Checkpoints, hooks: Hooks) -> Traine
         try:
             setup_s, curve, state = _restore(trainer, rng, saved)
         except (KeyError, TypeError, ValueError, RuntimeError) as e:  # code changed under it
-            print(f"bench.run: checkpoint does not fit ({e}); restarting", file=sys.stderr)
+            print(
+                f"bench.run: checkpoint {checkpoints} does not fit ({e}); restarting",
+                file=sys.stderr,
+            )
             checkpoints.discard()
             trainer, rng, _, setup_s = _setup(cell, fresh=True)
     if state is not None:

@@ -1,7 +1,8 @@
 """The shared MLE pre-training: its config (`--pretrain.*`) and the generator it trains, cached.
 
-Every method of one replicate seed starts from this generator; its settings are its own, not any
-method's, so no method's option changes another method's starting point.
+Every method of one replicate seed starts from this generator; its settings (`--pretrain.*`: MLE's
+update fields and its own) are not any method's, so no method's option changes another method's
+starting point.
 """
 
 from __future__ import annotations
