@@ -267,7 +267,7 @@ def test_a_cell_finished_elsewhere_after_planning_is_reused_not_run_again(tmp_pa
     from bench.cells.lifecycle import run_cell
     from bench.cells.plan import Invocation
     from bench.cells.progress import QuietProgress
-    from bench.cells.results import CellResult, Status
+    from bench.cells.results import Status
     from bench.store.tracker import Tracker
     from oracle.data import load_task
 
@@ -319,7 +319,7 @@ class _DeadWorkers:
 
     def wait_one(self, handles):
         from bench.cells.executors import PretrainJob
-        from bench.cells.results import CellResult, Status
+        from bench.cells.results import Status
 
         pretrain = isinstance(self.jobs[handles[0]], PretrainJob)
         return handles[0], CellResult(Status.FINISHED) if pretrain else self.result
@@ -375,10 +375,33 @@ def test_a_dying_worker_fails_only_its_own_job():
         while pending:
             handle, result = pool.wait_one(list(pending))
             results[pending.pop(handle)] = result
-    assert results[-1] == CellResult(Status.KILLED, "worker process died, exit code 3", True)
+    assert results[-1] == worker_died(3) and results[-1].status is Status.KILLED
+    assert str(results[-1]) == "killed: worker process died, exit code 3"
     assert all(results[v].startswith(f"ok {v} in ") for v in (1, 2, 3))
     pids = {results[v].rsplit(" ", 1)[1] for v in (1, 2, 3)}
     assert str(os.getpid()) not in pids and len(pids) == 3  # one process per job
+
+
+def test_a_workers_interrupt_lost_in_a_finalizer_is_delivered_again():
+    """Python ignores an exception raised inside `__del__` or a weakref callback; a worker's
+    Ctrl-C (its SIGTERM's KeyboardInterrupt) landing there must still stop the cell."""
+    code = """
+import os, signal, sys, time
+from bench.cells.pool import _init_worker, _interrupted
+_init_worker(1, os.getppid())
+class Finalized:
+    def __del__(self):
+        _interrupted(signal.SIGTERM, None)  # the interrupt lands in a finalizer
+try:
+    Finalized()
+    for _ in range(200):
+        time.sleep(0.01)  # the cell's training
+    print("trained on")
+except KeyboardInterrupt:
+    print("interrupted")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.strip() == "interrupted", done.stderr
 
 
 def test_a_worker_whose_driver_is_already_gone_exits_at_once():

@@ -9,6 +9,7 @@ import multiprocessing.connection
 import os
 import signal
 import sys
+import threading
 import time
 from collections import deque
 
@@ -153,6 +154,7 @@ def _init_worker(threads: int, driver_pid: int) -> None:
     torch.set_num_threads(threads)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches workers as one SIGTERM
     signal.signal(signal.SIGTERM, _interrupted)
+    sys.unraisablehook = _reraise_lost_interrupt
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
@@ -165,3 +167,17 @@ def _init_worker(threads: int, driver_pid: int) -> None:
 def _interrupted(signum, frame) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: let the cell record its run
     raise KeyboardInterrupt
+
+
+def _reraise_lost_interrupt(unraisable) -> None:
+    """Python ignores an exception raised inside a finalizer (a weakref callback, `__del__`),
+    and SQLAlchemy's run there often: a SIGTERM's KeyboardInterrupt landing in one would be lost
+    and the cell would train on. Deliver it again, from another thread a moment later, so that
+    it is raised once the finalizer has returned."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt):
+        signal.signal(signal.SIGTERM, _interrupted)
+        again = threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGTERM))
+        again.daemon = True
+        again.start()
+        return
+    sys.__unraisablehook__(unraisable)
