@@ -87,8 +87,7 @@ class CellProgress:
     def ended(self, result: CellResult) -> None:
         """The current cell came to `result`."""
         if result.status is not Status.FINISHED:
-            text = result.message or result.status.value
-            self.bar.console.log(f"{self.bar.tasks[-1].description}: {text}")
+            self.bar.console.log(f"{self.bar.tasks[-1].description}: {result}")
         self.bar.advance(self.all)
 
 
