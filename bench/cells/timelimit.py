@@ -6,6 +6,8 @@ import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import torch
+
 
 class CellTimeout(BaseException):
     """A cell ran past its limit (BaseException: no `except Exception` swallows it)."""
@@ -17,7 +19,11 @@ class CellTimeout(BaseException):
 
 @contextmanager
 def time_limit(seconds: float) -> Iterator[None]:
-    """Raise CellTimeout in this (main) thread once `seconds` of wall time pass; 0: no limit."""
+    """Raise CellTimeout in this (main) thread once `seconds` of wall time pass; 0: no limit.
+
+    The alarm can land between any two bytecodes, also inside `torch.no_grad()`'s exit before
+    it switches gradients back on: torch's grad mode is restored on the way out, or every later
+    cell of this process would train without gradients."""
     if seconds <= 0:
         yield
         return
@@ -25,6 +31,7 @@ def time_limit(seconds: float) -> Iterator[None]:
     def expire(signum, frame):
         raise CellTimeout(seconds)
 
+    grad_enabled = torch.is_grad_enabled()
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
@@ -32,3 +39,4 @@ def time_limit(seconds: float) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        torch.set_grad_enabled(grad_enabled)
