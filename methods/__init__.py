@@ -4,7 +4,7 @@ To add a method: write `methods/<name>.py` with a Config, PRESETS, a trainer and
 then add it below. The registry-parametrized tests pick it up automatically.
 """
 
-from methods import gumbel, maligan, mle, rankgan, seqgan, seqgan_baseline, wgan_gp
+from methods import cot, gumbel, maligan, mle, rankgan, seqgan, seqgan_baseline, wgan_gp
 from methods.base import MethodSpec
 
 METHODS: dict[str, MethodSpec] = {
@@ -18,5 +18,6 @@ METHODS: dict[str, MethodSpec] = {
         seqgan_baseline.METHOD,
         maligan.METHOD,
         rankgan.METHOD,
+        cot.METHOD,
     )
 }

@@ -15,7 +15,7 @@ from tests.conftest import tiny_generator, tiny_task
 
 PRESETS = ("quick", "long", "paper")
 NAMES = sorted(METHODS)
-ADVERSARY_PARTS = ("discriminator", "critic", "ranker")
+ADVERSARY_PARTS = ("discriminator", "critic", "ranker", "mediator")  # the second network
 
 
 @pytest.fixture(scope="module")

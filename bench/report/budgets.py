@@ -12,8 +12,8 @@ import pandas as pd
 # Budget field -> column header
 HEADERS = {
     "generator_updates": "generator updates",
-    "adversary_updates": "D / critic updates per G update",
-    "adversary_parameters": "D / critic parameters",
+    "adversary_updates": "D / critic / mediator updates per G update",
+    "adversary_parameters": "D / critic / mediator parameters",
 }
 
 

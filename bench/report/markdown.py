@@ -67,11 +67,11 @@ def _published_notes(table: pd.DataFrame) -> list[str]:
     rows = [m for m in table.index if m in NLL_ORACLE]
     return [
         f"`{PUBLISHED_COLUMN}`: published values on this oracle, measured by others with their "
-        "own budgets and, for some, other models:",
+        "own budgets and, for some, other models (a value marked ? is remembered, not yet "
+        "read from its source):",
         "",
         *(
-            f"- {m}: {NLL_ORACLE[m].nll_oracle:.3f}, {NLL_ORACLE[m].source} "
-            f"({NLL_ORACLE[m].setting})"
+            f"- {m}: {NLL_ORACLE[m].shown}, {NLL_ORACLE[m].source} ({NLL_ORACLE[m].setting})"
             for m in rows
         ),
         "",

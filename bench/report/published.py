@@ -17,6 +17,12 @@ class Published:
     nll_oracle: float
     source: str
     setting: str  # the budget and model behind the number, as published
+    verified: bool = True  # False: remembered, not read from the source; tables mark it "?"
+
+    @property
+    def shown(self) -> str:
+        """The number as a table cell: '8.736', or '8.190?' when unverified."""
+        return f"{self.nll_oracle:.3f}" + ("" if self.verified else "?")
 
 
 # row name of a report -> its published NLL-oracle on the SeqGAN oracle
@@ -34,6 +40,15 @@ NLL_ORACLE = {
         "original code HEAD: 200 iterations, N = 16, its D and d-steps; paper-era: 800 iterations",
     ),
     "rankgan": Published(8.247, "RankGAN Table 1, quoted by RelGAN", "budget not published"),
+    # UNVERIFIED: remembered (shared/reference/estimators-and-oracle.md, [RECALL]); the paper's
+    # table could not be read, its authors' README has no table
+    "cot": Published(
+        8.19,
+        "CoT paper, 'synthetic Turing test' table: UNVERIFIED (remembered, not read from it)",
+        "from scratch, 200,000 generator updates of batch 64, mediator 64/64; the same memory: "
+        "NLL-test 8.03 final / 7.54 best, MLE 9.08",
+        verified=False,
+    ),
 }
 
 # Caccia et al. 2020 ("Language GANs Falling Short"), their MLE at logit multipliers alpha:

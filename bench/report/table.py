@@ -47,7 +47,7 @@ def display_table(tidy: pd.DataFrame, oracle_kind: str = "random") -> pd.DataFra
         frame.insert(
             1,
             PUBLISHED_COLUMN,
-            [f"{NLL_ORACLE[m].nll_oracle:.3f}" if m in NLL_ORACLE else "" for m in frame.index],
+            [NLL_ORACLE[m].shown if m in NLL_ORACLE else "" for m in frame.index],
         )
     _add_prob_columns(frame, tidy)
     frame.index.name = "method"
