@@ -46,6 +46,30 @@ def prob_beats(a: np.ndarray, b: np.ndarray, lower_is_better: bool) -> float:
     return float(wins.mean() + 0.5 * (a == b).mean())
 
 
+def paired_differences(tidy: pd.DataFrame, method: str, metric: str) -> pd.DataFrame:
+    """`method` − every other method on `metric`, seed by seed (each seed of a method starts
+    from that seed's pre-training, so seeds pair); finished cells only, seeds both have.
+
+    One row per other method: baseline, n (paired seeds), mean, lo, hi (the mean difference
+    and its 95% Student-t interval, NaN when n = 1). Negative: `method` is lower; whether lower
+    is better is the metric's direction (lower for NLLs).
+    """
+    rows = tidy[(tidy.kind == "method") & (tidy.status == "finished") & (tidy.metric == metric)]
+    values = rows.drop_duplicates(["method", "seed"]).pivot(
+        index="seed", columns="method", values="value"
+    )
+    out = []
+    for other in values.columns:
+        if other == method or method not in values.columns:
+            continue
+        both = values[[method, other]].dropna()
+        if both.empty:
+            continue
+        mean, lo, hi = mean_ci((both[method] - both[other]).to_numpy())
+        out.append({"baseline": other, "n": len(both), "mean": mean, "lo": lo, "hi": hi})
+    return pd.DataFrame(out, columns=["baseline", "n", "mean", "lo", "hi"])
+
+
 def summary(tidy: pd.DataFrame, metrics: Sequence[str] | None = None) -> pd.DataFrame:
     """Per-method mean and 95% interval over seeds of each metric, finished cells only.
 
