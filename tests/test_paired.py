@@ -55,6 +55,10 @@ def test_files_that_disagree_on_a_shared_cell_do_not_pair(tmp_path):
         load([str(one), str(two)])
     _tidy({("mle", 0): 9.0, ("gan", 0): 8.0}).to_csv(two, index=False)
     assert len(load([str(one), str(two)])) == 3
+    timing = _tidy({("mle", 0): 1.0}).assign(metric="perf/train_s")
+    pd.concat([_tidy({("mle", 0): 9.0}), timing]).to_csv(one, index=False)
+    pd.concat([_tidy({("mle", 0): 9.0}), timing.assign(value=2.0)]).to_csv(two, index=False)
+    assert len(load([str(one), str(two)])) == 2  # timings may differ
 
 
 def test_the_tool_prints_the_table_and_refuses_an_unknown_method(tmp_path, capsys):

@@ -3,7 +3,8 @@
 Each seed of every method starts from that seed's cached MLE pre-training, so a method's seed s
 and another's seed s are a pair even when two experiments trained them, as long as both ran on
 the same task with the same pre-training. This tool checks that as far as the files can: a cell
-(method, seed) present in several files must hold the same value there, or it stops.
+(method, seed) present in several files must hold the same values there (timings, perf/*,
+aside), or it stops.
 
     python tools/paired.py --method cot A/results.csv B/results.csv
 
@@ -31,13 +32,15 @@ def load(paths: list[str]) -> pd.DataFrame:
         frame = pd.read_csv(path)
         frames.append(frame[frame.status == "finished"].drop_duplicates(KEY))
     rows = pd.concat(frames, ignore_index=True)
-    spread = rows.groupby(KEY).value.agg(["min", "max"])
+    results = rows[~rows.metric.str.startswith("perf/")]  # timings differ run to run
+    spread = results.groupby(KEY).value.agg(["min", "max"])
     differ = spread[(spread["max"] - spread["min"]).abs() > 1e-9]
     if not differ.empty:
         kind, method, seed, metric = differ.index[0]
         raise ValueError(
             f"{method} seed {seed} {metric} differs between the files "
-            f"({differ['min'].iloc[0]!r} vs {differ['max'].iloc[0]!r}): not the same task or "
+            f"({float(differ['min'].iloc[0])!r} vs {float(differ['max'].iloc[0])!r}): not the "
+            "same task or "
             "pre-training, so its seeds do not pair"
         )
     return rows.drop_duplicates(KEY)
