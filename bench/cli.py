@@ -9,7 +9,14 @@ import sys
 from pathlib import Path
 
 from bench.cells.keys import code_versions_of
-from bench.cells.plan import Plan, pick_device
+from bench.cells.plan import (
+    SIZE_LIMIT,
+    TIMEOUT_LIMIT,
+    Plan,
+    check_experiment,
+    check_seed,
+    pick_device,
+)
 from bench.config import PRESETS as BENCH_PRESETS
 from bench.config import BenchConfig
 from bench.store.tracker import default_uri
@@ -174,12 +181,35 @@ def parse_seeds(tokens: list[str]) -> list[int]:
     if not values:
         raise ConfigError("--seeds is empty; give a count N or a list of seeds")
     if not explicit:
-        if values[0] < 1:
-            raise ConfigError(f"--seeds {values[0]}: a count of seeds must be >= 1")
+        if not 1 <= values[0] <= MAX_SEEDS:
+            raise ConfigError(f"--seeds {values[0]}: a count of seeds must be in 1..{MAX_SEEDS}")
         return list(range(values[0]))
     if any(v < 0 for v in values) or len(set(values)) != len(values):
         raise ConfigError(f"--seeds {','.join(items)}: seeds must be distinct and >= 0")
+    for v in values:
+        check_seed(v, "--seeds")
     return values
+
+
+MAX_SEEDS = 10_000  # a count beyond it is a typo: 10,000 seeds of one method are weeks of CPU
+SIZES = ("n_train", "n_test", "curve_samples", "final_samples", "bleu_samples", "sweep_samples")
+
+
+def check_limits(bench: BenchConfig) -> None:
+    """Refuse shared settings that would overflow what they feed or exhaust memory."""
+    check_seed(bench.eval_seed, "--bench.eval-seed")
+    for name in SIZES:
+        if getattr(bench, name) > SIZE_LIMIT:
+            flag = f"--bench.{name.replace('_', '-')}"
+            raise ConfigError(
+                f"{flag} {getattr(bench, name)}: at most {SIZE_LIMIT:,} sequences "
+                "(1.6 GB of tokens at T = 20)"
+            )
+    if bench.cell_timeout > TIMEOUT_LIMIT:
+        raise ConfigError(
+            f"--bench.cell-timeout {bench.cell_timeout:g}: at most {TIMEOUT_LIMIT:g} s "
+            "(116 days); 0 = no limit"
+        )
 
 
 def check_batches(configs: dict[str, object], n_train: int) -> None:
@@ -201,6 +231,8 @@ def make_plan(argv: list[str] | None) -> Plan:
             _, prefix, name = dest.split(":")
             overrides.setdefault(prefix, {})[name] = value
     methods = parse_methods(args.methods)
+    check_experiment(args.experiment)
+    check_seed(args.oracle_seed, "--oracle-seed")
     for prefix, fields in overrides.items():
         if prefix not in (*SHARED, *methods):
             flag = f"--{prefix}.{next(iter(fields)).replace('_', '-')}"
@@ -219,6 +251,7 @@ def make_plan(argv: list[str] | None) -> Plan:
         )
         for name in methods
     }
+    check_limits(shared["bench"])
     check_batches({"pretrain": shared["pretrain"], **configs}, shared["bench"].n_train)
     oracle = OracleSpec(kind=args.oracle, seed=args.oracle_seed, path=args.oracle_path)
     for name, cfg in configs.items():  # before anything runs, not when its trainer is built

@@ -76,6 +76,7 @@ def execute(plan: Plan) -> int:
         run_references(inv)
         with CellProgress(plan, len(plan.seeds) * len(plan.methods)) as progress:
             run_cells(inv, cells_to_run(inv, progress), progress)
+        unfinished = progress.unfinished
     except KeyboardInterrupt:
         tracker.end(parent, "KILLED")
         raise
@@ -83,7 +84,15 @@ def execute(plan: Plan) -> int:
         tracker.end(parent, "FAILED")
         raise
     tracker.end(parent)
-    return report(tracker, parent, plan)
+    code = report(tracker, parent, plan)
+    if unfinished:  # the report shows them; the exit code must say so too
+        print(
+            f"bench.run: {len(unfinished)} of {len(plan.seeds) * len(plan.methods)} cells have "
+            f"no result: {'; '.join(unfinished)} (a rerun resumes or retries them)",
+            file=sys.stderr,
+        )
+        return code or 1
+    return code
 
 
 def report(tracker: Tracker, parent: str, plan: Plan) -> int:

@@ -13,6 +13,7 @@ import sys
 import torch
 from mlflow import MlflowClient
 
+from bench.cells.plan import SEED_LIMIT
 from bench.cli import OneLineParser
 from bench.store.generators import StoredGeneratorError, load_generator, rebuild_generator
 from bench.store.tracker import TrackingError, check_uri, default_uri
@@ -35,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.n < 1 or not args.temperature > 0:
         p.error("--n must be >= 1 and --temperature > 0")
+    if not 0 <= args.seed < SEED_LIMIT:
+        p.error(f"--seed {args.seed}: a seed must be in [0, 2**32)")
     try:
         uri = args.tracking_uri or default_uri()
         check_uri(uri)
@@ -43,9 +46,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench.sample: error: {e}", file=sys.stderr)
         return 2
     rng = torch.Generator().manual_seed(args.seed)
-    samples = gen.sample(args.n, rng=rng, temperature=args.temperature)
-    print("\n".join(" ".join(map(str, row)) for row in samples.tolist()))
+    # streamed CHUNK rows at a time, in bounded memory: the same rows as one call (gen.sample
+    # draws CHUNK-row batches from the same stream in turn)
+    for start in range(0, args.n, CHUNK):
+        samples = gen.sample(min(CHUNK, args.n - start), rng=rng, temperature=args.temperature)
+        print("\n".join(" ".join(map(str, row)) for row in samples.tolist()), flush=True)
     return 0
+
+
+CHUNK = 1000  # LSTMGenerator.sample's default batch
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ of the evaluation seed: changing how a method trains never changes the data it i
 from __future__ import annotations
 
 import hashlib
-import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from methods.generator import LSTMGenerator
+from oracle.cache_file import CacheFileError, load_verified, save_verified
 from oracle.model import file_digest, load_paper_oracle, parameter_digest, random_oracle
 
 DEFAULT_PAPER_ORACLE = Path("../shared/seqgan-oracle/target_params_py3.pkl")
@@ -104,15 +105,16 @@ def load_task(spec: OracleSpec, n_train: int, n_test: int, cache_dir: Path) -> T
     """Build the oracle and load (or sample once and cache) its training and held-out sets."""
     oracle, identity = build_oracle(spec)
     path = data_cache_path(identity, n_train, n_test, cache_dir)
+    data = None
     if path.exists():
-        data = torch.load(path)
-    else:
+        try:
+            data = load_verified(path)
+        except CacheFileError as e:  # damaged: the data are sampled again, never used
+            print(f"bench: {e}; sampling the task data again", file=sys.stderr)
+    if data is None:
         data = {
             "train": _sample_split(oracle, identity, "train", n_train).int(),
             "test": _sample_split(oracle, identity, "test", n_test).int(),
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")  # unique: parallel workers may race
-        torch.save(data, tmp)
-        tmp.replace(path)  # atomic: a killed run never leaves half a cache file
+        save_verified(data, path)
     return Task(oracle, identity, data["train"].long(), data["test"].long())

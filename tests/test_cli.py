@@ -83,7 +83,7 @@ CASES = [
     ),
     (["--wgan-gp.feedback", "hard"], "--wgan-gp.feedback='hard' is not valid; choose from"),
     (["--seeds", "x"], "--seeds 'x' is not an integer"),
-    (["--seeds", "0"], "a count of seeds must be >= 1"),
+    (["--seeds", "0"], "a count of seeds must be in 1..10000"),
     (["--seeds", "1", "1"], "seeds must be distinct"),
     (["--jobs", "0"], "--jobs 0: must be >= 1"),
     (["--jobs", "2", "--executor", "ray"], "--jobs 2 applies to --executor local"),
@@ -113,6 +113,17 @@ CASES = [
     ),
     (["--bench.cell-timeout", "-1"], "--bench.cell-timeout=-1.0 is not valid: must be >= 0"),
     (["--cache-dir", "/proc/nope"], "cache directory '/proc/nope' is not writable"),
+    (["--experiment", ".."], "--experiment '..' is not a valid experiment name"),
+    (["--experiment", "a/b"], "--experiment 'a/b' is not a valid experiment name"),
+    (["--experiment", "/abs"], "--experiment '/abs' is not a valid experiment name"),
+    (["--experiment", ""], "--experiment '' is not a valid experiment name"),
+    (["--experiment", "x" * 101], "is not a valid experiment name: it names a directory"),
+    (["--oracle-seed", "99999999999999999999"], "--oracle-seed 99999999999999999999: a seed"),
+    (["--seeds", "0,99999999999999999999"], "--seeds 99999999999999999999: a seed must be in"),
+    (["--seeds", "99999999999"], "--seeds 99999999999: a count of seeds must be in 1..10000"),
+    (["--bench.eval-seed", "99999999999999999999"], "--bench.eval-seed 99999999999999999999"),
+    (["--bench.n-test", "99999999999"], "--bench.n-test 99999999999: at most 10,000,000"),
+    (["--bench.cell-timeout", "1e300"], "--bench.cell-timeout 1e+300: at most 1e+07 s"),
     (["--tracking-uri", "http://127.0.0.1:9"], "is unreachable"),
 ]
 
@@ -273,3 +284,14 @@ def test_a_refused_run_leaves_no_folder_behind(argv, tmp_path, mlflow_uri):
     base = ["--preset", "smoke", "--tracking-uri", mlflow_uri, "--cache-dir", str(tmp_path / "c")]
     assert main([*base, "--reports-dir", str(tmp_path / "r" / "deep"), *argv]) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mlflow.db"]  # the fixture's store
+
+
+def test_report_refuses_an_experiment_name_that_leaves_the_reports_dir(tmp_path, capsys):
+    from bench.report.__main__ import main as report_main
+
+    uri = f"sqlite:///{tmp_path / 'none.db'}"
+    argv = ["--experiment", "..", "--tracking-uri", uri, "--reports-dir", str(tmp_path / "r")]
+    assert report_main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("bench.report: error: --experiment '..' is not a valid experiment name")
+    assert err.count("\n") == 1 and not (tmp_path / "r").exists()

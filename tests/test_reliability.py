@@ -245,14 +245,15 @@ def test_a_checkpoint_that_does_not_fit_is_dropped_and_the_cell_starts_over(
     assert not path.exists()
 
 
-def test_a_cell_another_process_is_running_is_skipped_not_duplicated(tmp_path, mlflow_uri):
+def test_a_cell_another_process_is_running_is_skipped_not_duplicated(tmp_path, mlflow_uri, capsys):
     from bench.cells.checkpoint import cell_lock
 
     argv = _argv(tmp_path, mlflow_uri, "--methods", "mle", "--bench.sweep-alphas", "1")
     plan, key = _cell_key_of(argv, "mle", 0)
     with cell_lock(plan.cache_dir, key) as held:  # as a live process running that cell would
         assert held
-        assert main(argv) == 0
+        assert main(argv) == 1  # the report is written; the exit code says a cell has no result
+        assert "1 of 1 cells have no result: mle seed 0: busy" in capsys.readouterr().err
         assert _runs(mlflow_uri) == []  # no run started, none marked killed
         table = pd.read_csv(tmp_path / "reports" / "rel" / "table.csv", index_col="method")
         assert table.loc["mle", "seeds"] == "0 (seed 0: running elsewhere)"  # not silently absent
@@ -301,7 +302,7 @@ def test_a_cell_locked_after_planning_is_skipped_without_marking_its_run_killed(
     )  # planned as free
     with cell_lock(plan.cache_dir, key) as held:
         assert held
-        assert main(argv) == 0
+        assert main(argv) == 1  # skipped as busy: no result
     run = MlflowClient(tracking_uri=mlflow_uri).get_run(live)
     assert run.info.status == "RUNNING" and "cell_status" not in run.data.tags  # left alone
 
@@ -441,7 +442,7 @@ def test_a_worker_past_its_time_limit_is_killed_and_reported_timeout(monkeypatch
 
 def test_a_cell_past_its_time_limit_is_recorded_timeout_and_resumable(tmp_path, mlflow_uri):
     argv = _argv(tmp_path, mlflow_uri, "--methods", "mle", "--bench.sweep-alphas", "1")
-    assert main([*argv, "--bench.cell-timeout", "0.001"]) == 0  # expires in pre-training
+    assert main([*argv, "--bench.cell-timeout", "0.001"]) == 1  # expires in pre-training
     (run,) = _runs(mlflow_uri)
     assert run.data.tags["cell_status"] == "timeout" and run.info.status == "KILLED"
     assert main(argv) == 0  # the limit is not part of the key: the same cell, run again
@@ -461,9 +462,19 @@ def test_stale_parent_runs_are_marked_killed(tmp_path, mlflow_uri):
     stale = tracker.start("dead", {"kind": "parent"} | dead)
     live = tracker.start("live", {"kind": "parent"} | driver_tags())
     elsewhere = tracker.start("other", {"kind": "parent"} | dead | {"driver_host": "elsewhere"})
+    cell = tracker.start("mle-s0", {"kind": "method"}, parent=stale)  # its worker died too
+    live_cell = tracker.start("mle-s1", {"kind": "method"}, parent=live)
     assert tracker.mark_stale_parents() == [stale]
-    status = {r: tracker.client.get_run(r).info.status for r in (stale, live, elsewhere)}
-    assert status == {stale: "KILLED", live: "RUNNING", elsewhere: "RUNNING"}
+    runs = (stale, live, elsewhere, cell, live_cell)
+    status = {r: tracker.client.get_run(r).info.status for r in runs}
+    assert status == {
+        stale: "KILLED",
+        live: "RUNNING",
+        elsewhere: "RUNNING",
+        cell: "KILLED",
+        live_cell: "RUNNING",
+    }
+    assert tracker.client.get_run(cell).data.tags["cell_status"] == "killed"
 
 
 @pytest.mark.slow

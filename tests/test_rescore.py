@@ -123,6 +123,24 @@ def test_sample_prints_the_requested_token_id_lines(store, capsys):
         assert len(tokens) == 20 and all(0 <= t < 5000 for t in tokens)
 
 
+def test_sample_streams_the_same_rows_as_one_draw(store, capsys):
+    """2,500 rows printed 1,000 at a time (bounded memory) are the rows of one 2,500-row draw."""
+    from bench.store.generators import load_generator
+
+    run_id = store["cell"].info.run_id
+    assert sample.main([run_id, "--n", "2500", "--seed", "3", "--tracking-uri", store["uri"]]) == 0
+    printed = [[int(t) for t in line.split()] for line in capsys.readouterr().out.splitlines()]
+    gen = rebuild_generator(load_generator(store["client"], run_id))
+    assert printed == gen.sample(2500, rng=torch.Generator().manual_seed(3)).tolist()
+
+
+def test_sample_refuses_a_seed_that_overflows(store, capsys):
+    with pytest.raises(SystemExit) as info:
+        sample.main(["0" * 32, "--seed", "99999999999999999999", "--tracking-uri", store["uri"]])
+    assert info.value.code == 2
+    _one_line_error(capsys, "python -m bench.sample", "--seed 99999999999999999999: a seed")
+
+
 def _one_line_error(capsys, prog: str, text: str) -> None:
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"{prog}: error:") and text in err, err

@@ -9,14 +9,13 @@ it, so a rerun continues.
 from __future__ import annotations
 
 import fcntl
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import torch
+from oracle.cache_file import load_verified, save_verified
 
 FORMAT = 1
 
@@ -27,20 +26,18 @@ def checkpoint_path(cache_dir: Path, cell_key: str) -> Path:
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write atomically: a kill mid-write leaves the previous checkpoint in place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    torch.save(state | {"format": FORMAT}, tmp)
-    tmp.replace(path)
+    """Write atomically, behind its digest: a kill mid-write leaves the previous checkpoint."""
+    save_verified(state | {"format": FORMAT}, path)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any] | None:
-    """The saved state, or None when there is none or it cannot be read (then: start over)."""
+    """The saved state, or None when there is none or it cannot be read or is damaged (its
+    digest does not match): then the cell starts over, never from a corrupt state."""
     if not path.exists():
         return None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # unreadable: say so, and train the cell from its start
+        state = load_verified(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # unreadable or damaged: say so, and train the cell from its start
         print(f"bench.run: ignoring unreadable checkpoint {path} ({e})", file=sys.stderr)
         return None
     if not isinstance(state, dict) or state.get("format") != FORMAT:

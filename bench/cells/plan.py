@@ -46,6 +46,42 @@ class Plan:
         )
 
 
+# the bounds of what the command line feeds: beyond them a value overflows what it is fed to
+# (torch's and numpy's seeds, setitimer) or asks for memory no machine has
+SEED_LIMIT = 2**32  # seeds in [0, SEED_LIMIT): what numpy and torch both accept
+SIZE_LIMIT = 10_000_000  # sequences in one set: 1.6 GB of int64 tokens at T = 20
+TIMEOUT_LIMIT = 1e7  # seconds of a cell's time limit: 116 days
+NAME_LIMIT = 100  # characters of an experiment name, which is also a directory name
+
+
+def check_experiment(name: str, option: str = "--experiment") -> str:
+    """`name`, or ConfigError: it names a directory under the reports directory, so it must be
+    one path component (no separator, not '.' or '..', no NUL) of 1 to NAME_LIMIT characters
+    and not start with '-' or a space. Nothing outside the reports directory is ever written."""
+    bad = (
+        not name
+        or len(name) > NAME_LIMIT
+        or name in (".", "..")
+        or any(c in name for c in "/\\\0")
+        or name[0] in "- "
+        or name != name.strip()
+    )
+    if bad:
+        raise ConfigError(
+            f"{option} {name[:NAME_LIMIT]!r} is not a valid experiment name: it names a "
+            f"directory, so 1-{NAME_LIMIT} characters, no '/', '\\' or NUL, not '.' or '..', "
+            "no leading '-' or surrounding spaces"
+        )
+    return name
+
+
+def check_seed(value: int, option: str) -> int:
+    """`value`, or ConfigError unless 0 <= value < SEED_LIMIT."""
+    if not 0 <= value < SEED_LIMIT:
+        raise ConfigError(f"{option} {value}: a seed must be in [0, 2**32)")
+    return value
+
+
 def pick_device(name: str) -> torch.device:
     """'auto' (CUDA when present), 'cpu' or 'cuda'; ConfigError for CUDA where there is none."""
     if name == "cuda" and not torch.cuda.is_available():

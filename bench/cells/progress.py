@@ -30,6 +30,8 @@ class CellProgress:
         )
         self.all = self.bar.add_task("all cells", total=n_cells, info="")
         self.cell = None
+        self.current = ""  # "method seed s" of the cell running in this process
+        self.unfinished: list[str] = []  # "method seed s: status" of cells without a result
 
     def __enter__(self) -> CellProgress:
         self.bar.__enter__()
@@ -39,6 +41,7 @@ class CellProgress:
         self.bar.__exit__(*exc)
 
     def start(self, method: str, seed: int) -> None:
+        self.current = f"{method} seed {seed}"
         self._bar(f"{method} seed {seed}", self.plan.configs[method].updates, "training")
 
     def start_pretraining(self, seed: int) -> None:
@@ -76,19 +79,30 @@ class CellProgress:
     def skipped(self, method: str, seed: int, sentence: str) -> None:
         """A cell not run here (another invocation runs it); `sentence` says why."""
         self.bar.console.log(f"{method} seed {seed}: {sentence}")
+        self.unfinished.append(f"{method} seed {seed}: {Status.BUSY.value}")
         self.bar.advance(self.all)
 
     def finished(self, method: str, seed: int, result: CellResult) -> None:
         """A cell that ran elsewhere (a worker process, a Ray task) came to `result`."""
         if result.status is not Status.FINISHED:
             self.bar.console.log(f"{method} seed {seed}: {result}")
+        self._record(f"{method} seed {seed}", result)
         self.bar.advance(self.all)
 
     def ended(self, result: CellResult) -> None:
         """The current cell came to `result`."""
         if result.status is not Status.FINISHED:
             self.bar.console.log(f"{self.bar.tasks[-1].description}: {result}")
+        self._record(self.current, result)
         self.bar.advance(self.all)
+
+    def _record(self, cell: str, result: CellResult) -> None:
+        if result.status in NO_RESULT:
+            self.unfinished.append(f"{cell}: {result.status.value}")
+
+
+# ends that leave a cell without a result (a diverged cell is one: its method diverged)
+NO_RESULT = (Status.FAILED, Status.TIMEOUT, Status.KILLED, Status.BUSY)
 
 
 class QuietProgress:

@@ -6,10 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from bench.cells.plan import check_experiment
 from bench.report.publish import publish_report
 from bench.report.table import print_table
 from bench.report.write import write_report
 from bench.store.tracker import Tracker, TrackingError, default_uri
+from methods.config import ConfigError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,13 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
+        check_experiment(args.experiment)
         tracker = Tracker(args.tracking_uri or default_uri(), args.experiment, create=False)
         parent = args.run_id or tracker.latest_parent()
         out_dir = Path(args.reports_dir) / args.experiment
         written = write_report(tracker, parent, out_dir)
         if not args.no_publish:
             publish_report(tracker, parent, out_dir, written)
-    except (TrackingError, OSError) as e:
+    except (ConfigError, TrackingError, OSError) as e:
         print(f"bench.report: error: {e}", file=sys.stderr)
         return 2
     print_table(written.table, f"{args.experiment} ({parent})")

@@ -6,12 +6,15 @@ one `log_batch` call per evaluation, never one call per value.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
@@ -57,11 +60,40 @@ def artifact_location(uri: str, experiment: str) -> str | None:
     database file (MLflow's own default is ./mlruns of whatever the working directory is, so a
     store in /tmp would put its artifacts into the checkout); None (the server's or store's
     default) for every other store."""
-    if not uri.startswith("sqlite:///") or uri.endswith(":memory:"):
+    db = sqlite_path(uri)
+    if db is None:
         return None
-    db = Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
     name = re.sub(r"[^\w.-]", "_", experiment)
     return (db.resolve().parent / "mlruns" / name).as_uri()
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a SQLite store's URI; None for any other store (or in memory)."""
+    if not uri.startswith("sqlite:///") or uri.endswith(":memory:"):
+        return None
+    return Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
+
+
+@contextlib.contextmanager
+def store_init_lock(uri: str) -> Iterator[None]:
+    """For a SQLite store, hold `<database>.init-lock` (flock) while the store is opened: MLflow
+    creates and migrates a new database's tables on first use, and two processes doing that at
+    once race (alembic) and can leave the store unusable; the experiment is created under it
+    too. Other stores (a server, a database server) serialise this themselves."""
+    db = sqlite_path(uri)
+    if db is None:
+        yield
+        return
+    try:
+        fd = os.open(f"{db}.init-lock", os.O_CREAT | os.O_RDWR, 0o644)
+    except OSError:  # a folder we cannot write: MLflow's own error will name the problem
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 class Tracker:
@@ -69,6 +101,13 @@ class Tracker:
 
     def __init__(self, uri: str, experiment: str, create: bool = True) -> None:
         check_uri(uri)
+        db = sqlite_path(uri)
+        if not create and db is not None and not db.exists():  # reading: never make a store
+            raise TrackingError(f"no MLflow store at {str(db)!r} (from {uri!r})")
+        with store_init_lock(uri):
+            self._open(uri, experiment, create)
+
+    def _open(self, uri: str, experiment: str, create: bool) -> None:
         self.uri, self.client = uri, MlflowClient(tracking_uri=uri)
         try:
             exp = self.client.get_experiment_by_name(experiment)
@@ -190,12 +229,20 @@ class Tracker:
 
     def mark_stale_parents(self) -> list[str]:
         """Parent runs left RUNNING by an invocation on this host whose process is gone: mark
-        them KILLED (their cells are marked when next run). Returns their run ids."""
+        them, and their runs still RUNNING (cells, pre-trainings: their workers died with the
+        driver), KILLED, whatever methods this invocation runs. Returns the parents' run ids."""
         running = self.client.search_runs(
             [self.experiment_id], "tags.kind = 'parent' and attributes.status = 'RUNNING'"
         )
         stale = [r.info.run_id for r in running if driver_alive(r.data.tags) is False]
         for run_id in stale:
+            children = self.client.search_runs(
+                [self.experiment_id],
+                f"tags.mlflow.parentRunId = '{run_id}' and attributes.status = 'RUNNING'",
+            )
+            for child in children:
+                self.set_tags(child.info.run_id, {"cell_status": "killed"})
+                self.end(child.info.run_id, "KILLED")
             self.end(run_id, "KILLED")
         return stale
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
+import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,6 +25,7 @@ from methods import mle
 from methods.base import TrainContext
 from methods.config import hp
 from methods.generator import LSTMGenerator
+from oracle.cache_file import CacheFileError, load_verified, save_verified
 from oracle.data import Task, validation_split
 
 Curve = list[tuple[int, Metrics]]
@@ -148,8 +149,13 @@ class Pretraining:
         path = Path(self.cache_dir) / f"pretrain-{self.key(seed)}.pt"
         cfg, task, device = self.cfg, self.task, self.device
         gen = fresh_generator(task, cfg, seed).to(device)
+        saved = None
         if path.exists():
-            saved = torch.load(path)
+            try:
+                saved = load_verified(path)
+            except CacheFileError as e:  # damaged: trained again, never used
+                print(f"bench: {e}; pre-training seed {seed} again", file=sys.stderr)
+        if saved is not None:
             gen.load_state_dict(saved["state"])
             for step, metrics in saved["curve"]:
                 log(step, metrics)
@@ -186,12 +192,9 @@ class Pretraining:
             gen.load_state_dict(best.state)
             updates = best.step
             record(best.step, {"early_stop/best_step": float(best.step)})
-        path.parent.mkdir(parents=True, exist_ok=True)
         state = {k: v.cpu() for k, v in gen.state_dict().items()}
         saved = {"state": state, "curve": curve, "updates": updates, "seconds": seconds}
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")  # unique: parallel workers may race
-        torch.save(saved, tmp)
-        tmp.replace(path)  # atomic: a killed run never leaves half a checkpoint
+        save_verified(saved, path)
         return gen, updates, seconds
 
 
