@@ -231,16 +231,20 @@ def _rescore_run(r: Rescoring, run) -> None:
         if record.get("oracle", task.identity) != task.identity:
             raise RescoreError(f"generator.pt of run {run.info.run_id} is of {record['oracle']!r}")
         source = generator_source(run)
-        child = tracker.start(name, env | base | {GENERATOR_RUN_TAG: source}, new_parent)
+        gen = rebuild_generator(record).to(device)  # before its run: a bad record starts none
         run_bench = run_settings(run, r.parent_params)
-        tracker.log_params(child, run.data.params)
-        _copy_histories(tracker, run, child)
-        gen = rebuild_generator(record).to(device)
-        ev = EvalSettings.of(run_bench, device)
-        final, _ = final_metrics(gen, task, ev)
-        step = _final_step(tracker, run)
-        tracker.log_metrics(child, step, final)
-        tracker.log_metrics(child, step, sweep_metrics(gen, task, ev))
+        child = tracker.start(name, env | base | {GENERATOR_RUN_TAG: source}, new_parent)
+        try:
+            tracker.log_params(child, run.data.params)
+            _copy_histories(tracker, run, child)
+            ev = EvalSettings.of(run_bench, device)
+            final, _ = final_metrics(gen, task, ev)
+            step = _final_step(tracker, run)
+            tracker.log_metrics(child, step, final)
+            tracker.log_metrics(child, step, sweep_metrics(gen, task, ev))
+        except BaseException:  # no run of a rescoring is left RUNNING
+            tracker.end(child, "FAILED")
+            raise
     tracker.set_tags(child, {"cell_status": "finished"})
     tracker.end(child)
 

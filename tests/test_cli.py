@@ -295,3 +295,35 @@ def test_report_refuses_an_experiment_name_that_leaves_the_reports_dir(tmp_path,
     err = capsys.readouterr().err
     assert err.startswith("bench.report: error: --experiment '..' is not a valid experiment name")
     assert err.count("\n") == 1 and not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"junk junk junk", "file is not a database"),
+        (b"SQLite format 3\x00" + b"\x00" * 200, "cannot open MLflow store"),
+    ],
+    ids=["junk", "truncated"],
+)
+def test_a_store_file_that_is_not_a_store_is_one_line(tmp_path, capsys, content, message):
+    db = tmp_path / "bad.db"
+    db.write_bytes(content)
+    argv = ["--preset", "smoke", "--tracking-uri", f"sqlite:///{db}"]
+    argv += ["--cache-dir", str(tmp_path / "c"), "--reports-dir", str(tmp_path / "r")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_report_of_a_run_id_that_is_not_an_invocation_is_one_line(tmp_path, capsys):
+    from bench.report.__main__ import main as report_main
+    from bench.store.tracker import Tracker
+
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    cell = Tracker(uri, "e").start("mle-s0", {"kind": "method"})
+    base = ["--experiment", "e", "--tracking-uri", uri, "--reports-dir", str(tmp_path / "r")]
+    assert report_main([*base, "--run-id", "0" * 32]) == 2
+    assert f"no run '{'0' * 32}' in" in capsys.readouterr().err
+    assert report_main([*base, "--run-id", cell]) == 2
+    err = capsys.readouterr().err
+    assert "is not a bench.run invocation of this experiment" in err and err.count("\n") == 1

@@ -123,6 +123,35 @@ def test_sample_prints_the_requested_token_id_lines(store, capsys):
         assert len(tokens) == 20 and all(0 <= t < 5000 for t in tokens)
 
 
+def test_rescore_of_a_generator_missing_a_tensor_is_one_line_and_leaves_nothing_running(
+    store, tmp_path, capsys
+):
+    from bench.store.generators import log_generator
+    from bench.store.tracker import Tracker
+
+    client, parent = store["client"], store["parent"]
+    exp_id = store["exp"].experiment_id
+    tags = {k: v for k, v in parent.data.tags.items() if not k.startswith("mlflow.")}
+    old = client.create_run(exp_id, run_name="damaged", tags=tags).info.run_id
+    for k, v in parent.data.params.items():
+        client.log_param(old, k, v)
+    cell = store["cell"]
+    child_tags = {k: v for k, v in cell.data.tags.items() if not k.startswith("mlflow.")}
+    child = client.create_run(
+        exp_id, run_name="mle-s0", tags=child_tags | {"mlflow.parentRunId": old}
+    ).info.run_id
+    for k, v in cell.data.params.items():
+        client.log_param(child, k, v)
+    record = _stored(store, tmp_path)
+    record["state_dict"].pop("out.bias")
+    log_generator(Tracker(store["uri"], EXPERIMENT), child, record)
+    client.set_terminated(child)
+    client.set_terminated(old)
+    assert rescore.main(_args(store, "--run-id", old)) == 2
+    _one_line_error(capsys, "bench.rescore", "does not hold a generator its sizes describe")
+    assert client.search_runs([exp_id], "attributes.status = 'RUNNING'") == []
+
+
 def test_sample_streams_the_same_rows_as_one_draw(store, capsys):
     """2,500 rows printed 1,000 at a time (bounded memory) are the rows of one 2,500-row draw."""
     from bench.store.generators import load_generator

@@ -228,3 +228,62 @@ def test_runs_exported_from_the_imported_store_are_the_same_files(carried, tmp_p
     )
     original = {p.name: p.read_bytes() for p in carried["archive"].glob("*.json.gz")}
     assert {p.name: p.read_bytes() for p in again.glob("*.json.gz")} == original
+
+
+def _edited(carried, tmp_path, edit):
+    """A copy of one archived cell record, changed by `edit(record)` (returns what to write)."""
+    import gzip
+    import json
+
+    source = sorted(carried["archive"].glob("method-*.json.gz"))[0]
+    record = json.loads(gzip.decompress(source.read_bytes()))
+    path = tmp_path / source.name
+    path.write_bytes(gzip.compress(json.dumps(edit(record)).encode()))
+    return path
+
+
+def _drop_cell_key(r):
+    r["tags"].pop("cell_key")
+    return r
+
+
+def _text_metric(r):
+    key = next(iter(r["metrics"]))
+    r["metrics"][key][0][1] = "nine"
+    return r
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (_drop_cell_key, "tag 'cell_key' is missing; nothing imported"),
+        (_text_metric, "not [step, value, timestamp]; nothing imported"),
+        (lambda r: [r], "holds a JSON list, not a run record"),
+        (None, "not an archive file (Compressed file ended"),
+    ],
+    ids=["no-cell-key", "text-metric", "json-list", "truncated"],
+)
+def test_a_damaged_archive_imports_nothing_in_one_line(
+    carried, mlflow_uri, tmp_path, capsys, edit, message
+):
+    if edit is None:  # cut short
+        source = sorted(carried["archive"].glob("method-*.json.gz"))[0]
+        path = tmp_path / source.name
+        path.write_bytes(source.read_bytes()[:500])
+    else:
+        path = _edited(carried, tmp_path, edit)
+    args = ["import", "--tracking-uri", mlflow_uri, "--experiment", "x", str(path)]
+    assert archive_main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    tracker = Tracker(mlflow_uri, "x")
+    assert tracker.client.search_runs([tracker.experiment_id]) == []  # nothing, none RUNNING
+
+
+def test_export_onto_a_regular_file_is_one_line(carried, tmp_path, capsys):
+    target = tmp_path / "afile"
+    target.write_text("")
+    args = ["export", "--tracking-uri", carried["a"], "--experiment", EXPERIMENT, str(target)]
+    assert archive_main(args) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: File exists: {target}\n"

@@ -153,12 +153,48 @@ def read_records(paths: list[Path]) -> list[dict]:
     for f in files:
         try:
             record = json.loads(gzip.decompress(f.read_bytes()))
-        except (OSError, ValueError) as e:
+        except (OSError, EOFError, ValueError) as e:  # EOFError: a file cut short
             raise ArchiveError(f"{f}: not an archive file ({e})") from None
-        if not isinstance(record, dict) or record.get("format") != FORMAT:
+        if not isinstance(record, dict):
+            raise ArchiveError(f"{f}: holds a JSON {type(record).__name__}, not a run record")
+        if record.get("format") != FORMAT:
             raise ArchiveError(f"{f}: archive format {record.get('format')!r}, expected {FORMAT}")
+        problem = record_problem(record)
+        if problem:
+            raise ArchiveError(f"{f}: {problem}; nothing imported")
         records.append(record)
     return sorted(records, key=lambda r: (r["start_time"] or 0, r["run_id"]))
+
+
+# field -> the type a record's value must have (int | None: a time MLflow may lack)
+RECORD_FIELDS = {
+    "run_id": str,
+    "run_name": str,
+    "status": str,
+    "start_time": (int, type(None)),
+    "end_time": (int, type(None)),
+    "tags": dict,
+    "params": dict,
+    "metrics": dict,
+    "datasets": list,
+    "artifacts": dict,
+}
+
+
+def record_problem(record: dict) -> str | None:
+    """What makes `record` unimportable (checked before anything is written), or None."""
+    for name, kind in RECORD_FIELDS.items():
+        if not isinstance(record.get(name), kind):
+            return f"field {name!r} is missing or not a {getattr(kind, '__name__', 'number')}"
+    for tag in ("cell_key", "cell_status"):
+        if not isinstance(record["tags"].get(tag), str):
+            return f"tag {tag!r} is missing"
+    for key, history in record["metrics"].items():
+        for point in history if isinstance(history, list) else [None]:
+            ok = isinstance(point, list) and len(point) == 3
+            if not ok or not all(isinstance(v, int | float) for v in point):
+                return f"metric {key!r} has a point {point!r}, not [step, value, timestamp]"
+    return None
 
 
 def import_record(tracker: Tracker, record: dict) -> str | None:
@@ -176,6 +212,19 @@ def import_record(tracker: Tracker, record: dict) -> str | None:
         tags=tags,
         run_name=record["run_name"],
     ).info.run_id
+    try:
+        _fill(tracker, run_id, record)
+    except BaseException:  # never a run left RUNNING: it ends FAILED, without cell_status
+        client.set_terminated(run_id, status="FAILED")
+        raise
+    tracker.set_tags(run_id, {"cell_status": status_tag})
+    client.set_terminated(run_id, status=record["status"], end_time=record["end_time"])
+    return run_id
+
+
+def _fill(tracker: Tracker, run_id: str, record: dict) -> None:
+    """Params, datasets, metric histories and artifacts of `record` into run `run_id`."""
+    client = tracker.client
     tracker.log_params(run_id, record["params"])
     if record["datasets"]:
         inputs = [
@@ -201,9 +250,6 @@ def import_record(tracker: Tracker, record: dict) -> str | None:
             else:
                 path.write_bytes(base64.b64decode(content["base64"]))
             client.log_artifact(run_id, str(path))
-    tracker.set_tags(run_id, {"cell_status": status_tag})
-    client.set_terminated(run_id, status=record["status"], end_time=record["end_time"])
-    return run_id
 
 
 def import_runs(tracker: Tracker, paths: list[Path]) -> dict[str, int]:
@@ -264,6 +310,9 @@ def main(argv: list[str] | None = None) -> int:
             )
     except (TrackingError, ArchiveError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # e.g. export onto a regular file, or a folder it may not write
+        print(f"error: {e.strerror}: {e.filename}", file=sys.stderr)
         return 2
     return 0
 

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_experiment(args.experiment)
         tracker = Tracker(args.tracking_uri or default_uri(), args.experiment, create=False)
-        parent = args.run_id or tracker.latest_parent()
+        parent = tracker.parent_run(args.run_id) if args.run_id else tracker.latest_parent()
         out_dir = Path(args.reports_dir) / args.experiment
         written = write_report(tracker, parent, out_dir)
         if not args.no_publish:

@@ -43,9 +43,16 @@ def generator_record(
 
 
 def rebuild_generator(record: dict) -> LSTMGenerator:
-    """The LSTMGenerator of a `generator_record`, on CPU."""
-    gen = LSTMGenerator(*(int(record[name]) for name in SHAPE))
-    gen.load_state_dict(record["state_dict"])
+    """The LSTMGenerator of a `generator_record`, on CPU; StoredGeneratorError when the record
+    lacks a size or its weights do not fit them (a tensor missing, another shape)."""
+    try:
+        gen = LSTMGenerator(*(int(record[name]) for name in SHAPE))
+        gen.load_state_dict(record["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise StoredGeneratorError(
+            f"{ARTIFACT} does not hold a generator its sizes describe ({reason})"
+        ) from None
     return gen
 
 

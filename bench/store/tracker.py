@@ -67,6 +67,12 @@ def artifact_location(uri: str, experiment: str) -> str | None:
     return (db.resolve().parent / "mlruns" / name).as_uri()
 
 
+def first_line(error: BaseException) -> str:
+    """An exception's message on one line: SQLAlchemy's carry the SQL and a link below it."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
 def sqlite_path(uri: str) -> Path | None:
     """The database file of a SQLite store's URI; None for any other store (or in memory)."""
     if not uri.startswith("sqlite:///") or uri.endswith(":memory:"):
@@ -108,8 +114,9 @@ class Tracker:
             self._open(uri, experiment, create)
 
     def _open(self, uri: str, experiment: str, create: bool) -> None:
-        self.uri, self.client = uri, MlflowClient(tracking_uri=uri)
+        self.uri = uri
         try:
+            self.client = MlflowClient(tracking_uri=uri)  # opens (a new store: creates) it
             exp = self.client.get_experiment_by_name(experiment)
             if exp is None and not create:
                 names = [e.name for e in self.client.search_experiments()]
@@ -126,8 +133,22 @@ class Tracker:
             )
         except TrackingError:
             raise
-        except Exception as e:  # the store itself is broken or unwritable
-            raise TrackingError(f"cannot open MLflow store {uri!r}: {e}") from None
+        except Exception as e:  # the store itself is broken, unwritable or not a store
+            raise TrackingError(f"cannot open MLflow store {uri!r}: {first_line(e)}") from None
+
+    def parent_run(self, run_id: str) -> str:
+        """`run_id` when it is a `bench.run` invocation's parent run in this experiment, else
+        TrackingError naming what it is."""
+        try:
+            run = self.client.get_run(run_id)
+        except Exception:
+            raise TrackingError(f"no run {run_id!r} in {self.uri!r}") from None
+        if run.info.experiment_id != self.experiment_id or run.data.tags.get("kind") != "parent":
+            raise TrackingError(
+                f"run {run_id!r} is not a bench.run invocation of this experiment "
+                "(its parent run); omit --run-id for the latest"
+            )
+        return run_id
 
     def latest_parent(self) -> str:
         runs = self.client.search_runs(
