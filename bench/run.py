@@ -20,7 +20,7 @@ from bench.cells.shared_runs import run_references
 from bench.cli import check_writable, make_plan
 from bench.store.liveness import driver_tags
 from bench.store.provenance import environment_tags, mlflow_context_tags
-from bench.store.tracker import Tracker, TrackingError, check_uri
+from bench.store.tracker import StoreGone, Tracker, TrackingError, check_uri, server_gone
 from methods.config import ConfigError, flatten
 from oracle.data import build_oracle, load_task
 from oracle.model import OracleFileError
@@ -80,7 +80,10 @@ def execute(plan: Plan) -> int:
     except KeyboardInterrupt:
         tracker.end(parent, "KILLED")
         raise
+    except StoreGone:  # nothing more can be recorded; the next invocation marks the parent
+        raise
     except BaseException:  # finished cells are in the store; `bench.report` can still show them
+        tracker.check_reachable()  # a server gone is the cause: say that, in one line
         tracker.end(parent, "FAILED")
         raise
     tracker.end(parent)
@@ -133,6 +136,7 @@ def report(tracker: Tracker, parent: str, plan: Plan) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    plan = None
     try:
         plan = make_plan(argv)
         return execute(plan)
@@ -142,6 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("bench.run: interrupted; finished cells are stored in MLflow", file=sys.stderr)
         return 130
+    except Exception:  # a tracking server gone at any point: one line, not MLflow's traceback
+        reason = server_gone(plan.tracking_uri) if plan is not None else None
+        if reason is None:
+            raise
+        print(f"bench.run: error: {StoreGone(plan.tracking_uri, reason)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

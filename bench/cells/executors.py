@@ -38,7 +38,8 @@ def run_cells(inv: Invocation, todo: list[Cell], progress: CellProgress) -> None
             pretrain_seed(inv, seed, progress)
             for cell in (c for c in todo if c.seed == seed):
                 progress.start(cell.method, cell.seed)
-                run_cell(inv, cell, progress)
+                if run_cell(inv, cell, progress).status is Status.FAILED:
+                    inv.tracker.check_reachable()  # a server gone: stop, not fail every cell
 
 
 # ----- jobs: what a worker runs -----
@@ -96,6 +97,8 @@ def schedule(pool, inv: Invocation, todo: list[Cell], progress: CellProgress) ->
     while pending:
         handle, result = pool.wait_one(list(pending))
         job = pending.pop(handle)
+        if result.status is Status.FAILED:
+            tracker.check_reachable()  # a server gone: stop, not fail every cell
         if isinstance(job, PretrainJob):
             if result.status not in (Status.FINISHED, Status.REUSED):  # its cells will fail too
                 progress.note(f"pre-training of seed {job.seed}: {result} (see its run)")

@@ -55,6 +55,42 @@ def check_uri(uri: str) -> None:
             ) from None
 
 
+# A tracking server that goes away is noticed within a bounded time: MLflow's defaults retry a
+# call 7 times with a backoff factor of 2 and a 120 s timeout (minutes per call); these bound a
+# refused call to ~3 s and a hung one to ~95 s. A value the user set in the environment wins.
+SERVER_RETRIES = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
+
+
+def is_server(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
+
+
+def server_gone(uri: str) -> str | None:
+    """Why the tracking server at `uri` does not answer its health check now (5 s), or None:
+    it answers, or `uri` is not a server."""
+    if not is_server(uri):
+        return None
+    try:
+        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5).read()
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        return str(getattr(e, "reason", e))
+    return None
+
+
+class StoreGone(TrackingError):
+    """The tracking server stopped answering during an invocation."""
+
+    def __init__(self, uri: str, reason: str) -> None:
+        super().__init__(
+            f"tracking server {uri!r} stopped answering during the run ({reason}); the cells "
+            "finished before are stored there; once it is back, the same command resumes the rest"
+        )
+
+
 def artifact_location(uri: str, experiment: str) -> str | None:
     """Where a new experiment's artifacts go: for a SQLite store, mlruns/<experiment> next to the
     database file (MLflow's own default is ./mlruns of whatever the working directory is, so a
@@ -107,6 +143,9 @@ class Tracker:
 
     def __init__(self, uri: str, experiment: str, create: bool = True) -> None:
         check_uri(uri)
+        if is_server(uri):
+            for name, value in SERVER_RETRIES.items():
+                os.environ.setdefault(name, value)  # inherited by --jobs workers
         db = sqlite_path(uri)
         if not create and db is not None and not db.exists():  # reading: never make a store
             raise TrackingError(f"no MLflow store at {str(db)!r} (from {uri!r})")
@@ -135,6 +174,12 @@ class Tracker:
             raise
         except Exception as e:  # the store itself is broken, unwritable or not a store
             raise TrackingError(f"cannot open MLflow store {uri!r}: {first_line(e)}") from None
+
+    def check_reachable(self) -> None:
+        """StoreGone when this store is a tracking server that no longer answers."""
+        reason = server_gone(self.uri)
+        if reason is not None:
+            raise StoreGone(self.uri, reason)
 
     def parent_run(self, run_id: str) -> str:
         """`run_id` when it is a `bench.run` invocation's parent run in this experiment, else
