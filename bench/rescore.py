@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from bench.cells.plan import pick_device
+from bench.cells.plan import check_experiment, pick_device
 from bench.cli import OneLineParser
 from bench.config import BenchConfig
 from bench.metrics.evaluate import EvalSettings, final_metrics, reference_models, sweep_metrics
@@ -322,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = shlex.join(["python", "-m", "bench.rescore", *(argv or sys.argv[1:])])
     try:
+        check_experiment(args.experiment)
         tracker = Tracker(args.tracking_uri or default_uri(), args.experiment, create=False)
         new_parent, old = rescore(tracker, args.run_id, args, command)
         out_dir = Path(args.reports_dir) / f"{args.experiment}-rescored"

@@ -84,8 +84,9 @@ class Config:
 
 PRESETS = {
     "smoke": dict(updates=10, eval_every=5, from_scratch=False, mediator_warmup=20),
-    # quick: from the shared pre-training; 300 updates cost about a quick mle cell's training
-    # (docs/methods.md, "CoT"); the warm-up brings M near ½(P + G) before G moves
+    # quick: from the shared pre-training; warm-up and 300 updates take about as long as a quick
+    # seqgan or wgan-gp cell's training (docs/methods.md, "Measured costs"); the warm-up moves M
+    # towards ½(P + G) before G moves (far from it still: docs/methods.md, "CoT")
     "quick": dict(updates=300, eval_every=30, from_scratch=False, mediator_warmup=600),
     # long: the original's 200,000 generator updates with quick's start
     "long": dict(eval_every=10_000, from_scratch=False, mediator_warmup=600),
@@ -145,6 +146,7 @@ class CoTTrainer(Checkpointable):
                 self.update_mediator()
 
     def parts(self) -> dict:
+        """What a checkpoint holds (the rng is the benchmark's)."""
         return {
             "generator": self.generator,
             "mediator": self.mediator,
@@ -154,6 +156,7 @@ class CoTTrainer(Checkpointable):
         }
 
     def step(self) -> dict[str, float]:
+        """One generator update, then `mediator_steps` mediator updates (their mean NLL)."""
         scalars = self.update_generator()
         nlls = [self.update_mediator() for _ in range(self.cfg.mediator_steps)]
         if nlls:
@@ -161,6 +164,7 @@ class CoTTrainer(Checkpointable):
         return scalars
 
     def update_generator(self) -> dict[str, float]:
+        """One Adam step of G on `cot_loss` over a fresh batch of its own samples."""
         x = self.generator.sample(self.cfg.batch_size, rng=self.rng)  # (B, T)
         with torch.no_grad():
             m_logits = self.mediator(x)  # (B, T, V), no dropout: as [CODE]'s get_reward
@@ -200,6 +204,8 @@ def mediator_parameters(cfg: Config, vocab_size: int) -> int:
 
 
 def budget(cfg: Config, vocab_size: int, seq_len: int, n_train: int) -> Budget:
+    """Generator updates, mediator updates per generator update and the mediator's size; the
+    warm-up's `mediator_warmup` updates are not counted (as SeqGAN's D pre-training is not)."""
     return Budget(cfg.updates, cfg.mediator_steps, mediator_parameters(cfg, vocab_size))
 
 

@@ -70,3 +70,9 @@ def test_the_tool_prints_the_table_and_refuses_an_unknown_method(tmp_path, capsy
     assert "| m | mle | +1.100 [-0.171, +2.371] | 2 |" in capsys.readouterr().out
     assert main(["--method", "nope", str(path)]) == 2
     assert "no method 'nope' in the files; valid: cot, mle" in capsys.readouterr().err
+    assert main(["--method", "cot", "--metrics", "m,final/typo", str(path)]) == 2
+    assert "no metric 'final/typo' in the files" in capsys.readouterr().err
+    other = tmp_path / "o.csv"
+    _tidy({("gan", 0): 1.0}).to_csv(other, index=False)
+    assert main(["--method", "cot", "--metrics", "m", str(path), str(other)]) == 2
+    assert "the files share no (method, seed) cell" in capsys.readouterr().err

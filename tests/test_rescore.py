@@ -186,6 +186,10 @@ def test_rescore_refuses_a_missing_experiment_or_run(store, capsys):
     _one_line_error(capsys, "bench.rescore", "not a bench.run invocation")
     assert sample.main(["0" * 32, "--tracking-uri", store["uri"]]) == 2
     _one_line_error(capsys, "bench.sample", "no run")
+    args = _args(store)
+    args[1] = "../keep"  # would write reports/../keep-rescored
+    assert rescore.main(args) == 2
+    _one_line_error(capsys, "bench.rescore", "--experiment '../keep' is not a valid experiment")
 
 
 def test_rescore_refuses_another_task(store, capsys):

@@ -216,6 +216,9 @@ def test_bad_paths_and_experiments_fail_in_one_line(mlflow_uri, tmp_path, capsys
         == 2
     )
     assert "no experiment 'absent'" in capsys.readouterr().err
+    outside = ["import", "--tracking-uri", mlflow_uri, "--experiment", "../x", str(empty)]
+    assert archive_main(outside) == 2
+    assert "--experiment '../x' is not a valid experiment name" in capsys.readouterr().err
 
 
 def test_runs_exported_from_the_imported_store_are_the_same_files(carried, tmp_path):

@@ -4,7 +4,7 @@ Each seed of every method starts from that seed's cached MLE pre-training, so a 
 and another's seed s are a pair even when two experiments trained them, as long as both ran on
 the same task with the same pre-training. This tool checks that as far as the files can: a cell
 (method, seed) present in several files must hold the same values there (timings, perf/*,
-aside), or it stops.
+aside), and several files must share at least one such cell, or it stops.
 
     python tools/paired.py --method cot A/results.csv B/results.csv
 
@@ -26,11 +26,18 @@ KEY = ["kind", "method", "seed", "metric"]
 
 
 def load(paths: list[str]) -> pd.DataFrame:
-    """The files' rows, one per (kind, method, seed, metric); ValueError if two files disagree."""
+    """The files' rows, one per (kind, method, seed, metric); ValueError if two files disagree
+    on a cell they share, or share none (nothing shows that they pair)."""
     frames = []
     for path in paths:
         frame = pd.read_csv(path)
         frames.append(frame[frame.status == "finished"].drop_duplicates(KEY))
+    cells = [set(zip(f.method, f.seed, strict=True)) for f in frames]
+    if len(frames) > 1 and not set.intersection(*cells):
+        raise ValueError(
+            "the files share no (method, seed) cell, so nothing shows that their seeds pair "
+            "(the same task and pre-trainings); include a method both ran, e.g. mle"
+        )
     rows = pd.concat(frames, ignore_index=True)
     results = rows[~rows.metric.str.startswith("perf/")]  # timings differ run to run
     spread = results.groupby(KEY).value.agg(["min", "max"])
@@ -47,6 +54,7 @@ def load(paths: list[str]) -> pd.DataFrame:
 
 
 def table(rows: pd.DataFrame, method: str, metrics: list[str]) -> str:
+    """Markdown rows: `method` − each other method, per metric."""
     lines = [f"`{method}` − other, per paired seed: mean [95% Student-t interval] (seeds)", ""]
     lines += ["| metric | other | difference | seeds |", "|---|---|---|---|"]
     for metric in metrics:
@@ -57,6 +65,7 @@ def table(rows: pd.DataFrame, method: str, metrics: list[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line; 0, or 2 with one line on stderr."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--method", required=True, help="the method compared with every other")
     parser.add_argument(
@@ -71,14 +80,20 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, KeyError, pd.errors.ParserError) as e:
         print(f"paired: error: {e}", file=sys.stderr)
         return 2
-    if args.method not in set(rows.method):
-        valid = ", ".join(sorted(set(rows[rows.kind == "method"].method)))
+    methods = set(rows[rows.kind == "method"].method)
+    if args.method not in methods:
+        valid = ", ".join(sorted(methods))
         print(
             f"paired: error: no method {args.method!r} in the files; valid: {valid}",
             file=sys.stderr,
         )
         return 2
-    print(table(rows, args.method, args.metrics.split(",")))
+    metrics = args.metrics.split(",")
+    unknown = [m for m in metrics if m not in set(rows.metric)]
+    if unknown:
+        print(f"paired: error: no metric {unknown[0]!r} in the files", file=sys.stderr)
+        return 2
+    print(table(rows, args.method, metrics))
     return 0
 
 

@@ -40,8 +40,10 @@ from pathlib import Path
 
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric
 
+from bench.cells.plan import check_experiment
 from bench.store.generators import ARTIFACT as GENERATOR_ARTIFACT
 from bench.store.tracker import Tracker, TrackingError
+from methods.config import ConfigError
 
 FORMAT = 1
 KINDS = ("method", "pretrain", "reference")
@@ -295,6 +297,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        check_experiment(args.experiment)  # bench.run and bench.report would refuse it
         tracker = Tracker(args.tracking_uri, args.experiment, create=args.command == "import")
         if args.command == "export":
             counts = export_runs(tracker, args.out_dir, args.generators)
@@ -308,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"imported {counts['imported']} run(s) into {args.experiment!r} "
                 f"({counts['present']} already had a finished run of their cell key)"
             )
-    except (TrackingError, ArchiveError) as e:
+    except (TrackingError, ArchiveError, ConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except OSError as e:  # e.g. export onto a regular file, or a folder it may not write
