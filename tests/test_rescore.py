@@ -129,12 +129,8 @@ def test_rescore_of_a_generator_missing_a_tensor_is_one_line_and_leaves_nothing_
     from bench.store.generators import log_generator
     from bench.store.tracker import Tracker
 
-    client, parent = store["client"], store["parent"]
-    exp_id = store["exp"].experiment_id
-    tags = {k: v for k, v in parent.data.tags.items() if not k.startswith("mlflow.")}
-    old = client.create_run(exp_id, run_name="damaged", tags=tags).info.run_id
-    for k, v in parent.data.params.items():
-        client.log_param(old, k, v)
+    client, exp_id = store["client"], store["exp"].experiment_id
+    old = _copy_of_the_invocation(store, "damaged")
     cell = store["cell"]
     child_tags = {k: v for k, v in cell.data.tags.items() if not k.startswith("mlflow.")}
     child = client.create_run(
@@ -170,6 +166,16 @@ def test_sample_refuses_a_seed_that_overflows(store, capsys):
     _one_line_error(capsys, "python -m bench.sample", "--seed 99999999999999999999: a seed")
 
 
+def _copy_of_the_invocation(store, name: str) -> str:
+    """A new parent run with the stored invocation's tags and params (no children yet)."""
+    client, parent = store["client"], store["parent"]
+    tags = {k: v for k, v in parent.data.tags.items() if not k.startswith("mlflow.")}
+    run_id = client.create_run(store["exp"].experiment_id, run_name=name, tags=tags).info.run_id
+    for k, v in parent.data.params.items():
+        client.log_param(run_id, k, v)
+    return run_id
+
+
 def _one_line_error(capsys, prog: str, text: str) -> None:
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"{prog}: error:") and text in err, err
@@ -200,12 +206,8 @@ def test_rescore_refuses_another_task(store, capsys):
 
 def test_rescore_refuses_runs_without_generator(store, capsys):
     """An invocation whose finished cell has no generator.pt (a store from before)."""
-    client, parent = store["client"], store["parent"]
-    exp_id = store["exp"].experiment_id
-    tags = {k: v for k, v in parent.data.tags.items() if not k.startswith("mlflow.")}
-    old = client.create_run(exp_id, run_name="old", tags=tags).info.run_id
-    for k, v in parent.data.params.items():
-        client.log_param(old, k, v)
+    client, exp_id = store["client"], store["exp"].experiment_id
+    old = _copy_of_the_invocation(store, "old")
     child_tags = dict(kind="method", method="mle", seed="0", cell_status="finished")
     child = client.create_run(
         exp_id, run_name="mle-s0", tags=child_tags | {"mlflow.parentRunId": old}
