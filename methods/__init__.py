@@ -4,13 +4,26 @@ To add a method: write `methods/<name>.py` with a Config, PRESETS, a trainer and
 then add it below. The registry-parametrized tests pick it up automatically.
 """
 
-from methods import cot, gumbel, maligan, mle, rankgan, seqgan, seqgan_baseline, wgan_gp
+from methods import (
+    cot,
+    gumbel,
+    maligan,
+    mle,
+    mle_es,
+    pretrained,
+    rankgan,
+    seqgan,
+    seqgan_baseline,
+    wgan_gp,
+)
 from methods.base import MethodSpec
 
 METHODS: dict[str, MethodSpec] = {
     spec.name: spec
     for spec in (
+        pretrained.METHOD,
         mle.METHOD,
+        mle_es.METHOD,
         seqgan.METHOD,
         seqgan.CONST_METHOD,
         wgan_gp.METHOD,

@@ -38,6 +38,7 @@ class Trainer(Protocol):
         Returns scalars to log, keys namespaced: 'train/g_loss', 'train/d_loss', 'perf/...'.
         'train/d_loss' means the same in every method: the mean loss over this step's
         discriminator or critic updates (methods/discriminator.py states the naming rule).
+        'train/stop' > 0 ends the phase at the next evaluation (early stopping: methods/mle_es.py).
         """
         ...
 

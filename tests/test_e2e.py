@@ -15,6 +15,10 @@ from bench.report.publish import PARENT_METRICS
 from bench.report.write import REPORT_FILES
 from bench.run import main
 from methods import METHODS
+from methods.config import build
+
+# methods whose smoke preset makes generator updates (the `pretrained` row makes none)
+UPDATES = {n: build(s.config, n, s.presets["smoke"], {}).updates for n, s in METHODS.items()}
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +68,19 @@ def test_reference_rows_bracket_the_task(smoke_run):
     assert test["uniform"] == pytest.approx(math.log(5000), abs=1e-4)  # exactly ln V
 
 
+def test_reverse_kl_is_nonnegative_for_every_row_and_zero_for_the_oracle(smoke_run):
+    """KL(G‖P) >= 0 in expectation for any G: every method's and reference row's estimate is
+    above -3 standard errors; the oracle scored against itself is exactly 0."""
+    tidy = pd.read_csv(smoke_run["out"] / "results.csv")
+    wide = tidy.pivot_table(index=["method", "seed"], columns="metric", values="value")
+    assert len(wide) >= 2 * len(METHODS) + 3
+    assert (wide["final/reverse_kl"] > -3 * wide["final/reverse_kl_se"]).all()
+    assert (wide["final/forward_kl"] > -3 * wide["final/forward_kl_se"]).all()
+    oracle = wide.loc["oracle"].iloc[0]
+    assert oracle["final/reverse_kl"] == oracle["final/forward_kl"] == oracle["final/jsd"] == 0
+    assert (wide["final/jsd"] <= math.log(2) + 1e-9).all()
+
+
 @pytest.mark.parametrize("name", sorted(METHODS))
 def test_every_method_has_a_finished_row_with_finite_metrics(smoke_run, name):
     tidy = pd.read_csv(smoke_run["out"] / "results.csv")
@@ -74,7 +91,11 @@ def test_every_method_has_a_finished_row_with_finite_metrics(smoke_run, name):
         "final/nll_test",
         "final/bleu4",
         "final/self_bleu4",
-        "perf/update_ms_mean",
+        "final/reverse_kl",
+        "final/forward_kl",
+        "final/jsd",
+        "sweep/best_jeffreys",
+        *(["perf/update_ms_mean"] if UPDATES[name] else []),
     ):
         values = rows[rows.metric == metric].value
         assert len(values) == 2 and values.map(math.isfinite).all(), metric
@@ -93,7 +114,7 @@ def test_learning_curve_is_stored_with_steps(smoke_run, name):
     )
     history = client.get_metric_history(run.info.run_id, "learning_curve/nll_oracle")
     steps = [m.step for m in history]
-    assert steps[0] == 0 and steps == sorted(steps) and len(steps) >= 3
+    assert steps[0] == 0 and steps == sorted(steps) and len(steps) >= min(3, 1 + UPDATES[name])
     assert run.data.params["method"] == name and run.data.tags["git_commit"]
 
 

@@ -15,6 +15,10 @@ from tests.conftest import tiny_generator, tiny_task
 
 PRESETS = ("quick", "long", "paper")
 NAMES = sorted(METHODS)
+# the methods that make updates (`pretrained` is the 0-update row: tested on its own below)
+TRAINING = [
+    n for n in NAMES if build(METHODS[n].config, n, METHODS[n].presets["smoke"], {}).updates
+]
 ADVERSARY_PARTS = ("discriminator", "critic", "ranker", "mediator")  # the second network
 
 
@@ -94,7 +98,7 @@ def test_budget_of_seqgans_discriminator_by_hand():
     assert paper.adversary_updates == 5 * 3 * (2 * 9_984 // 64)  # [HEAD]: 4,680 per G update
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", TRAINING)
 def test_trainer_updates_the_generator_and_returns_finite_scalars(name, task20):
     trainer, _ = _trainer(name, task20)
     assert isinstance(trainer.generator, LSTMGenerator)
@@ -110,7 +114,7 @@ def test_trainer_updates_the_generator_and_returns_finite_scalars(name, task20):
     assert torch.isfinite(trainer.generator.log_prob(x)).all()
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", TRAINING)
 def test_trainer_is_deterministic_on_cpu(name, task20):
     (a, _), (b, _) = _trainer(name, task20, seed=7), _trainer(name, task20, seed=7)
     for _ in range(2):
@@ -125,7 +129,7 @@ def _train_scalars(trainer, steps):
     ]
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", TRAINING)
 def test_trainer_resumed_from_its_state_continues_bit_for_bit(name, task20):
     """A checkpoint (trainer state + rng state, through torch.save/load) continues exactly: the
     resumed trainer's next updates equal the uninterrupted ones, across a data-epoch boundary."""
@@ -152,3 +156,13 @@ def test_trainer_refuses_a_state_with_other_parts(name, task20):
     state.pop("generator")
     with pytest.raises(ValueError, match="generator"):
         trainer.load_state_dict(state)
+
+
+@pytest.mark.parametrize("name", sorted(set(NAMES) - set(TRAINING)))
+def test_a_method_without_updates_has_none_in_any_preset_and_refuses_a_step(name, task20):
+    spec = METHODS[name]
+    for preset in PRESET_NAMES:
+        assert build(spec.config, name, spec.presets[preset], {}).updates == 0
+    trainer, _ = _trainer(name, task20)
+    with pytest.raises(RuntimeError, match="no updates"):
+        trainer.step()

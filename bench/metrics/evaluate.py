@@ -3,7 +3,8 @@
 Names as logged to MLflow, where a run's page shows each metric's last value, so every name holds
 one number or one learning curve: `learning_curve/*` (the cheap points, a history over update
 steps), `final/*` (the headline numbers, once), `sweep/<metric>/a<alpha>` (one key per
-temperature of the sweep, once each; `sweep_key`) and `perf/*`.
+temperature of the sweep, once each; `sweep_key`) and `perf/*`. Final and sweep points both
+carry the exact divergences of `scored` (`DIVERGENCES`).
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ from torch import Tensor
 
 from bench.config import BenchConfig
 from bench.metrics.bleu import bleu, self_bleu
-from bench.metrics.nll import nll_oracle, nll_test
+from bench.metrics.divergence import forward_kl, jensen_shannon, reverse_kl
+from bench.metrics.nll import mean_nll, nll_oracle, nll_test
 from methods.generator import SequenceModel, UnigramModel
 from oracle.data import Task
 
 BLEU_ORDERS = (2, 3, 4, 5)
+# what `scored` adds to NLL-oracle and NLL-test, all in nats, all lower-is-better but entropy
+DIVERGENCES = ("entropy", "reverse_kl", "forward_kl", "jeffreys", "jsd")
 _SWEEP_KEY = re.compile(r"^(sweep/[\w.-]+)/a([^/]+)$")
 
 
@@ -84,17 +88,53 @@ def curve_point(model: SequenceModel, task: Task, ev: EvalSettings) -> dict[str,
     }
 
 
+def scored(
+    model: SequenceModel,
+    task: Task,
+    samples: Tensor,
+    heldout: Tensor,
+    oracle_on_heldout: Tensor,
+    temperature: float = 1.0,
+) -> dict[str, float]:
+    """NLL-oracle, NLL-test and the exact divergences of one model at one temperature.
+
+    `samples` (n, T): the model's own draws at `temperature`; `heldout` (m, T): oracle samples
+    it never trained on; `oracle_on_heldout` (m,): the oracle's log-likelihood of them. Keys:
+    nll_oracle, nll_test, entropy (H(G): G's own per-token NLL of `samples`, one more
+    teacher-forced pass), reverse_kl (= nll_oracle − entropy) and forward_kl (= nll_test − the
+    oracle's NLL of `heldout`) per token, each with a standard error `*_se`, jeffreys (their sum)
+    and jsd (sequence-level Jensen–Shannon, nats, ≤ ln 2). Lower is better for all but entropy.
+    """
+    oracle_on_g = task.oracle.log_prob(samples)  # (n,)
+    model_on_g = model.log_prob(samples, temperature=temperature)  # (n,)
+    model_on_p = model.log_prob(heldout, temperature=temperature)  # (m,)
+    rkl, rkl_se = reverse_kl(oracle_on_g, model_on_g, samples.shape[1])
+    fkl, fkl_se = forward_kl(oracle_on_heldout, model_on_p, heldout.shape[1])
+    return {
+        "nll_oracle": mean_nll(oracle_on_g, samples),
+        "nll_test": mean_nll(model_on_p, heldout),
+        "entropy": mean_nll(model_on_g, samples),
+        "reverse_kl": rkl,
+        "reverse_kl_se": rkl_se,
+        "forward_kl": fkl,
+        "forward_kl_se": fkl_se,
+        "jeffreys": rkl + fkl,
+        "jsd": jensen_shannon(oracle_on_heldout, model_on_p, oracle_on_g, model_on_g),
+    }
+
+
 def final_metrics(
     model: SequenceModel, task: Task, ev: EvalSettings
 ) -> tuple[dict[str, float], Tensor]:
-    """Every headline metric, and the samples they were computed from (n, T), n =
-    final_samples. BLEU and Self-BLEU score the first bleu_samples samples, all n when it is 0."""
+    """Every headline metric (`final/` + the keys of `scored`, BLEU and Self-BLEU), and the
+    samples they were computed from (n, T), n = final_samples. NLL-test and the forward KL use
+    the whole held-out set; BLEU and Self-BLEU score the first bleu_samples samples, all n when
+    it is 0."""
     n, n_bleu = ev.final_samples, ev.bleu_samples
     samples = model.sample(n, rng=eval_rng(ev.seed, ev.device))  # (n, T)
-    out = {
-        "final/nll_oracle": nll_oracle(task.oracle, samples),
-        "final/nll_test": nll_test(model, task.test),
-    }
+    oracle_on_p = task.oracle.log_prob(task.test)  # (n_test,)
+    point = scored(model, task, samples, task.test, oracle_on_p)
+    out = {f"final/{k}": v for k, v in point.items()}
     hyps = samples[: n_bleu or n].cpu()  # (n_bleu, T)
     out.update({f"final/bleu{k}": v for k, v in bleu(hyps, task.test, BLEU_ORDERS).items()})
     out.update({f"final/self_bleu{k}": v for k, v in self_bleu(hyps, BLEU_ORDERS).items()})
@@ -104,26 +144,21 @@ def final_metrics(
 def temperature_sweep(
     model: SequenceModel, task: Task, ev: EvalSettings
 ) -> list[tuple[float, dict[str, float]]]:
-    """Quality and coverage with the logits multiplied by each alpha (temperature 1/alpha).
+    """Quality, coverage and the divergences with the logits multiplied by each alpha
+    (temperature 1/alpha).
 
-    Returns [(alpha, {'sweep/nll_oracle', 'sweep/nll_test'})] for each of `ev.sweep_alphas`:
-    NLL-oracle of n = sweep_samples samples at that
-    temperature (quality) and the scaled model's NLL of n held-out sequences (coverage), both
-    lower-is-better. Every alpha uses the same evaluation stream (common random numbers).
+    Returns [(alpha, {'sweep/<key>'})] for each of `ev.sweep_alphas`, the keys of `scored`
+    without the standard errors: n = sweep_samples samples at that temperature and the first n
+    held-out sequences. Every alpha uses the same evaluation stream (common random numbers).
     Logged under `sweep_key(metric, alpha)`, one key per alpha.
     """
     points, n = [], ev.sweep_samples
+    heldout = task.test[:n]  # (n, T)
+    oracle_on_p = task.oracle.log_prob(heldout)  # (n,)
     for alpha in ev.sweep_alphas:
         samples = model.sample(n, rng=eval_rng(ev.seed, ev.device), temperature=1 / alpha)  # (n, T)
-        points.append(
-            (
-                alpha,
-                {
-                    "sweep/nll_oracle": nll_oracle(task.oracle, samples),
-                    "sweep/nll_test": nll_test(model, task.test[:n], temperature=1 / alpha),
-                },
-            )
-        )
+        point = scored(model, task, samples, heldout, oracle_on_p, temperature=1 / alpha)
+        points.append((alpha, {f"sweep/{k}": v for k, v in point.items() if not k.endswith("_se")}))
     return points
 
 
@@ -140,7 +175,8 @@ def sweep_best(alphas, oracle_nlls, test_nlls) -> tuple[float, float]:
 
 def sweep_metrics(model: SequenceModel, task: Task, ev: EvalSettings) -> dict[str, float]:
     """The temperature sweep as logged: every `sweep_key` metric, sweep/best_sum and
-    sweep/best_alpha."""
+    sweep/best_alpha (`sweep_best`), sweep/best_jeffreys (the least Jeffreys divergence over
+    the alphas, lower is better) and sweep/best_jeffreys_alpha (its alpha, first on ties)."""
     points = temperature_sweep(model, task, ev)
     metrics = {sweep_key(k, alpha): v for alpha, point in points for k, v in point.items()}
     best_sum, best_alpha = sweep_best(
@@ -148,11 +184,19 @@ def sweep_metrics(model: SequenceModel, task: Task, ev: EvalSettings) -> dict[st
         [point["sweep/nll_oracle"] for _, point in points],
         [point["sweep/nll_test"] for _, point in points],
     )
-    return metrics | {"sweep/best_sum": best_sum, "sweep/best_alpha": best_alpha}
+    jeffreys = [point["sweep/jeffreys"] for _, point in points]
+    i = int(np.nanargmin(jeffreys))
+    return metrics | {
+        "sweep/best_sum": best_sum,
+        "sweep/best_alpha": best_alpha,
+        "sweep/best_jeffreys": float(jeffreys[i]),
+        "sweep/best_jeffreys_alpha": float(points[i][0]),
+    }
 
 
 def reference_models(task: Task) -> dict[str, SequenceModel]:
-    """Reference rows: the oracle itself (the floor), its unigram marginal, uniform tokens."""
+    """Reference rows: the oracle itself (its divergences are 0), its unigram marginal, uniform
+    tokens."""
     return {
         "oracle": task.oracle,
         "unigram": UnigramModel.from_counts(task.train, task.vocab_size),

@@ -117,7 +117,8 @@ def train_cell(cell: CellSpec, checkpoints: Checkpoints, hooks: Hooks) -> Traine
     )
     perf = run_phase(trainer, phase, PhaseHooks(evaluate, record, hooks.tick, checkpoint), state)
     perf |= {"perf/setup_s": setup_s, "perf/pretrain_s": pre_seconds}
-    return Trained(trainer.generator, perf, cell.cfg.updates)
+    # the last evaluation's step: cfg.updates, or fewer when the trainer stopped early
+    return Trained(trainer.generator, perf, curve[-1][0] if curve else cell.cfg.updates)
 
 
 def _setup(cell: CellSpec, fresh: bool):

@@ -75,7 +75,8 @@ def run_phase(
     A `state` saved by `hooks.checkpoint` (called after an evaluation once `checkpoint_every`
     updates have passed since the last one) continues the phase where it stood, trainer
     restored. `hooks.stop(step, metrics)`, asked after every evaluation but step 0's, ends the
-    phase early when it returns True (early stopping).
+    phase early when it returns True (early stopping); so does a trainer whose steps since the
+    last evaluation returned `train/stop` > 0.
     """
     state = state or LoopState(train_s=phase.seconds_offset)
     if state.updates == 0 and phase.step_offset == 0:
@@ -102,7 +103,7 @@ def run_phase(
             check_finite(metrics, step, math.inf)
             hooks.log(step, metrics)
             window, window_ms, state.updates = [], 0.0, u
-            if hooks.stop(step, metrics):
+            if hooks.stop(step, metrics) or metrics.get("train/stop", 0.0) > 0:
                 break
             due = phase.checkpoint_every and u - saved_at >= phase.checkpoint_every
             if due and u < phase.updates:
