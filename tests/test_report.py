@@ -23,6 +23,7 @@ from bench.report.stats import (
     with_sweep_summary,
 )
 from bench.report.table import COLUMNS, display_table
+from bench.report.verdicts import verdicts
 from bench.report.write import Report
 from bench.store.tracker import Tracker, TrackingError
 from tests.conftest import tiny_generator
@@ -325,7 +326,7 @@ def test_a_store_that_refuses_the_report_is_a_tracking_error_naming_the_parent(
     parent = tracker.start("bench", {"kind": "parent"})
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "README.md").write_text("# report")
-    empty = Report(pd.DataFrame({"x": ["1"]}), summary_long(_tidy([])))
+    empty = Report(pd.DataFrame({"x": ["1"]}), summary_long(_tidy([])), verdicts(_tidy([])))
     with pytest.raises(TrackingError, match=parent):
         publish_report(tracker, parent, tmp_path / "out", empty)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from bench.cells.plan import check_experiment
 from bench.report.publish import publish_report
 from bench.report.table import print_table
+from bench.report.verdicts import DEFAULT_MARGIN
 from bench.report.write import write_report
 from bench.store.tracker import Tracker, TrackingError, default_uri
 from methods.config import ConfigError
@@ -38,13 +39,26 @@ def main(argv: list[str] | None = None) -> int:
         help="only write the files; do not (re)log them, the table and the summary metrics "
         "to the parent run",
     )
+    parser.add_argument(
+        "--equivalence-margin",
+        type=float,
+        default=DEFAULT_MARGIN,
+        metavar="NATS",
+        help="margin of the verdicts' equivalence tests, nats per token (default "
+        f"{DEFAULT_MARGIN}: bench/report/verdicts.py says why)",
+    )
     args = parser.parse_args(argv)
     try:
         check_experiment(args.experiment)
         tracker = Tracker(args.tracking_uri or default_uri(), args.experiment, create=False)
         parent = tracker.parent_run(args.run_id) if args.run_id else tracker.latest_parent()
         out_dir = Path(args.reports_dir) / args.experiment
-        written = write_report(tracker, parent, out_dir)
+        if not args.equivalence_margin > 0 or args.equivalence_margin == float("inf"):
+            raise ConfigError(
+                f"--equivalence-margin {args.equivalence_margin}: must be a positive finite "
+                "number of nats"
+            )
+        written = write_report(tracker, parent, out_dir, args.equivalence_margin)
         if not args.no_publish:
             publish_report(tracker, parent, out_dir, written)
     except (ConfigError, TrackingError, OSError) as e:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bench.metrics.evaluate import parse_sweep_key
+from bench.metrics.evaluate import DIVERGENCES, parse_sweep_key
 from bench.store.tracker import Tracker
 
 
@@ -44,10 +44,14 @@ def tidy_results(tracker: Tracker, parent: str) -> pd.DataFrame:
     )
 
 
+SWEEP_COLUMNS = ["method", "seed", "alpha", "nll_oracle", "nll_test", *DIVERGENCES]
+
+
 def sweep_frame(tracker: Tracker, tidy: pd.DataFrame) -> pd.DataFrame:
-    """The temperature sweeps: method, seed, alpha, nll_oracle, nll_test (one row per alpha, in
-    alpha order per run). Read from the runs' `sweep_key` metrics; runs of stores written before
-    them (one `sweep/*` history over steps round(100 * alpha)) from those histories."""
+    """The temperature sweeps: method, seed, alpha, nll_oracle, nll_test and the divergences
+    (one row per alpha, in alpha order per run; a divergence NaN where a run has not logged
+    it). Read from the runs' `sweep_key` metrics; runs of stores written before them (one
+    `sweep/*` history over steps round(100 * alpha)) from those histories."""
     runs = tidy[(tidy.kind == "method") & (tidy.status == "finished")]
     rows = []
     for run_id, part in runs.groupby("run_id", sort=False):
@@ -61,10 +65,10 @@ def sweep_frame(tracker: Tracker, tidy: pd.DataFrame) -> pd.DataFrame:
             points = _legacy_sweep(tracker, run_id)
         rows += [
             dict(method=first.method, seed=first.seed, alpha=a)
-            | dict(nll_oracle=p["nll_oracle"], nll_test=p["nll_test"])
+            | {k: p.get(k, np.nan) for k in SWEEP_COLUMNS[3:]}
             for a, p in sorted(points.items())
         ]
-    return pd.DataFrame(rows, columns=["method", "seed", "alpha", "nll_oracle", "nll_test"])
+    return pd.DataFrame(rows, columns=SWEEP_COLUMNS)
 
 
 def _legacy_sweep(tracker: Tracker, run_id: str) -> dict[float, dict[str, float]]:

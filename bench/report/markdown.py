@@ -6,6 +6,7 @@ import pandas as pd
 
 from bench.report.published import NLL_ORACLE
 from bench.report.table import PUBLISHED_COLUMN
+from bench.report.verdicts import LABELS, LEVEL, verdict_counts
 
 
 def report_markdown(
@@ -15,6 +16,8 @@ def report_markdown(
     params: dict,
     oracle_kind: str,
     pretrain: list[str],
+    verdicts: list[str],
+    frontier: bool,
 ) -> str:
     lines = [
         f"# seqgan-bench report: experiment run `{tags.get('mlflow.runName', '?')}`",
@@ -24,11 +27,19 @@ def report_markdown(
         f"torch {tags.get('torch_version', '?')} · python {tags.get('python_version', '?')} · "
         f"preset `{params.get('preset', '?')}` · oracle `{tags.get('oracle', '?')}`",
         "",
+        *verdicts,
+        "## Results",
+        "",
         "Each cell: mean over seeds with its 95% Student-t interval; `(n=1)` marks a "
-        "single seed. NLLs are per token, in nats. Reference rows: the oracle's own samples "
-        "(the floor), i.i.d. tokens from the oracle's unigram distribution, uniform tokens. "
+        "single seed. NLLs are per token, in nats. Reference rows: the oracle's own samples, "
+        "i.i.d. tokens from the oracle's unigram distribution, uniform tokens. The oracle's "
+        "NLL-oracle is its entropy rate, not a floor: a cooled generator scores below it. "
+        "reverse KL(G‖P) = NLL-oracle − H(G) and forward KL(P‖G) = NLL-test − the oracle's "
+        "NLL-test are exact (Monte Carlo over sequences, nats per token) and 0 only for the "
+        "oracle; Jeffreys is their sum; JSD is the sequence-level Jensen–Shannon divergence "
+        "(≤ ln 2 = 0.693, which it reaches whenever the two densities barely overlap). "
         "P(beats MLE): the probability that a random seed of the method has a lower value than "
-        "a random seed of MLE.",
+        "a random seed of MLE (unpaired; the verdicts above are paired).",
         "",
         table.to_markdown(),
         "",
@@ -59,6 +70,17 @@ def report_markdown(
         "",
         "![quality-diversity](quality_diversity.png)",
         "",
+        *(
+            [
+                "The same sweeps as exact divergences: a method whose curve runs below a "
+                "baseline's (dashed) has less reverse KL at the same forward KL.",
+                "",
+                "![divergence frontier](frontier.png)",
+                "",
+            ]
+            if frontier
+            else []
+        ),
     ]
     return "\n".join(lines)
 
@@ -76,3 +98,61 @@ def _published_notes(table: pd.DataFrame) -> list[str]:
         ),
         "",
     ]
+
+
+def _cell(r) -> str:
+    mark = "" if r.paired else " †"
+    if pd.isna(r.lo):
+        text = f"{r.effect:+.3f}"
+    else:
+        text = f"{r.effect:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}]"
+    word = f"**{r.verdict}**" if r.verdict != "inconclusive" else r.verdict
+    needed = ""
+    if r.verdict == "inconclusive":
+        needed = " (> 10,000 seeds)" if pd.isna(r.seeds_needed) else f" (≈{r.seeds_needed} seeds)"
+    return f"{text} {word}{needed}{mark}"
+
+
+def verdict_section(frame: pd.DataFrame, margin: float, best_baseline: str | None) -> list[str]:
+    """The report's "Verdicts" section from `bench.report.verdicts.verdicts`' frame: how they
+    are decided, the counts per question, one method × metric table per question."""
+    lines = ["## Verdicts", ""]
+    if frame.empty:
+        return lines + [
+            "No comparison has 2 or more seeds of both sides (or no MLE baseline ran): no "
+            "verdicts. Run `--seeds 2` or more with `pretrained`, `mle-es` or `mle`.",
+            "",
+        ]
+    paired = "" if frame.paired.all() else " † marks an unpaired comparison (Welch)."
+    lines += [
+        "Generated from this report's cells (`bench/report/verdicts.py`, also `verdicts.csv`), "
+        "not written by hand. Each entry: the method's value minus the baseline's on one metric, "
+        "seed by seed (seed s of every method starts from seed s's pre-training), mean and 95% "
+        f"Student-t interval, nats per token, lower is better. The family is all {len(frame)} "
+        f"comparisons of this report: a Holm-corrected two-sided paired t-test at {LEVEL} "
+        "decides **better** or **worse**; failing that, two one-sided tests at "
+        f"±{margin:g} nats, Holm-corrected, decide **equivalent**; otherwise inconclusive, with "
+        "the paired seeds that would detect the observed effect at the observed spread "
+        f"(power 0.8 at level {LEVEL}/{len(frame)}, the family's Bonferroni level).{paired}",
+        "",
+    ]
+    if best_baseline is not None:
+        lines += [
+            f"Matched diversity: at the α = 1 NLL-test (and forward KL) of `{best_baseline}`, "
+            "the best-covering MLE baseline here; each side's value is read off its own "
+            "temperature sweep.",
+            "",
+        ]
+    counts = verdict_counts(frame)
+    lines += [counts.to_markdown(), ""]
+    for question, part in frame.groupby("question", sort=False):
+        cells = part.assign(
+            cell=[_cell(r) for r in part.itertuples()],
+            pair=[f"{r.method} − {r.baseline}" for r in part.itertuples()],
+        )
+        grid = cells.pivot_table(index="pair", columns="metric", values="cell", aggfunc="first")
+        grid.index.name = None
+        grid = grid[[m for m in LABELS if m in grid.columns] + sorted(set(grid) - set(LABELS))]
+        grid.columns = [LABELS.get(c, c) for c in grid.columns]
+        lines += [f"### {question}", "", grid.fillna("—").to_markdown(), ""]
+    return lines

@@ -61,6 +61,35 @@ def plot_quality_diversity(
     fig.savefig(path, dpi=120)
 
 
+def plot_frontier(sweep: pd.DataFrame, path: Path, baselines: tuple[str, ...] = ()) -> bool:
+    """Reverse KL(G‖P) against forward KL(P‖G) along each method's temperature sweep (mean
+    over seeds per alpha), nats per token; both lower is better, (0, 0) is the oracle.
+    `baselines` are drawn dashed: a method below their curves beats MLE at its diversity.
+    False (and no file) when no run logged the divergences."""
+    from matplotlib.figure import Figure
+
+    data = sweep.dropna(subset=["forward_kl", "reverse_kl"]) if "reverse_kl" in sweep else sweep[:0]
+    if data.empty:
+        return False
+    fig = Figure(figsize=(7, 5))
+    ax = fig.subplots()
+    for method, part in data.groupby("method"):
+        mean = part.groupby("alpha")[["forward_kl", "reverse_kl"]].mean()
+        style = "--" if method in baselines else "-"
+        (line,) = ax.plot(mean.forward_kl, mean.reverse_kl, style, marker=".", label=method)
+        if 1.0 in mean.index:
+            one = mean.loc[1.0]
+            ax.plot(one.forward_kl, one.reverse_kl, "o", ms=9, mfc="none", color=line.get_color())
+    ax.set_xlabel("forward KL(P‖G), nats/token (coverage) ↓")
+    ax.set_ylabel("reverse KL(G‖P), nats/token (quality) ↓")
+    ax.set_title("divergence frontier over α: lower-left is better; circle = α 1")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    return True
+
+
 def plot_curves(
     curve: pd.DataFrame,
     tidy: pd.DataFrame,

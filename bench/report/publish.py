@@ -18,6 +18,10 @@ PARENT_METRICS = {
     "sweep/best_sum": "sweep_best_sum",
     "sweep/best_alpha": "sweep_best_alpha",
     "sweep/oracle_at_mle_test": "sweep_oracle_at_mle_test",
+    "sweep/oracle_at_best_test": "sweep_oracle_at_best_test",
+    "final/reverse_kl": "reverse_kl",
+    "final/forward_kl": "forward_kl",
+    "sweep/best_jeffreys": "sweep_best_jeffreys",
 }
 
 
@@ -41,19 +45,33 @@ def publish_report(tracker: Tracker, parent: str, out_dir: Path, report: Report)
     files = [Path(out_dir) / f for f in REPORT_FILES if (Path(out_dir) / f).exists()]
     try:
         tracker.log_artifacts(parent, files)
-        tracker.set_description(parent, _description(report.table))
+        tracker.set_description(parent, _description(report.table, report.verdicts))
         tracker.log_metrics(parent, 0, parent_metrics(report.numbers))
     except Exception as e:  # MlflowException, OSError of a file artifact store, HTTP errors
         raise TrackingError(f"cannot put the report on parent run {parent}: {e}") from None
 
 
-def _description(table: pd.DataFrame) -> str:
+def _description(table: pd.DataFrame, verdicts: pd.DataFrame) -> str:
+    """The run page's text: the verdicts that are not inconclusive first, then the table."""
+    decided = verdicts[verdicts.verdict != "inconclusive"]
+    head = [
+        f"Verdicts (verdicts.csv: {len(verdicts)} paired comparisons, Holm-corrected; "
+        f"{len(verdicts) - len(decided)} inconclusive):",
+        "",
+        *(
+            f"- {r.method} vs {r.baseline}, {r.metric}: {r.effect:+.3f} "
+            f"[{r.lo:+.3f}, {r.hi:+.3f}] {r.verdict}"
+            for r in decided.itertuples()
+        ),
+        "",
+    ]
     return "\n".join(
         [
+            *head,
             "Mean over seeds [95% Student-t interval]; NLLs per token in nats. The report files "
-            "(README.md with the plots, table.csv, summary.csv, budgets.csv, results.csv, "
-            "sweep.csv, pretrain.csv) are this run's artifacts; `<method>/<metric>_mean`, "
-            "`_lo`, `_hi` are its metrics.",
+            "(README.md with the plots, table.csv, summary.csv, verdicts.csv, budgets.csv, "
+            "results.csv, sweep.csv, pretrain.csv) are this run's artifacts; "
+            "`<method>/<metric>_mean`, `_lo`, `_hi` are its metrics.",
             "",
             table.to_markdown(),
         ]

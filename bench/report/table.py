@@ -22,6 +22,15 @@ COLUMNS = {
     "sweep/best_sum": ("best NLL-oracle+test over α ↓", True),
     "sweep/best_alpha": ("α at best", True),
     "sweep/oracle_at_mle_test": ("NLL-oracle at MLE's α=1 NLL-test ↓", True),
+    "sweep/oracle_at_best_test": ("NLL-oracle at best baseline's α=1 NLL-test ↓", True),
+    "final/entropy": ("H(G) per token", True),
+    "final/reverse_kl": ("reverse KL ↓", True),
+    "final/forward_kl": ("forward KL ↓", True),
+    "final/jeffreys": ("Jeffreys ↓", True),
+    "final/jsd": ("JSD per sequence ↓", True),
+    "sweep/best_jeffreys": ("best Jeffreys over α ↓", True),
+    "sweep/best_jeffreys_alpha": ("α at best Jeffreys", True),
+    "sweep/rkl_at_best_fkl": ("reverse KL at best baseline's α=1 forward KL ↓", True),
     "perf/update_ms_mean": ("ms / G update", True),
     "perf/rollout_ms_mean": ("rollout ms / batch", True),
     "perf/setup_s": ("setup s", True),
@@ -30,9 +39,15 @@ HEADLINE = ("final/nll_oracle", "final/nll_test")
 PUBLISHED_COLUMN = "published NLL-oracle"  # on the paper's oracle only (bench.report.published)
 
 
+# the MLE baselines, in this order right after the reference rows (bench.report.verdicts)
+BASELINES = ("pretrained", "mle-es", "mle")
+
+
 def _order(methods: list[str], kinds: dict[str, str]) -> list[str]:
     refs = [m for m in ("oracle", "unigram", "uniform") if m in methods]
-    return refs + sorted(m for m in methods if kinds[m] != "reference")
+    baselines = [m for m in BASELINES if m in methods and kinds[m] != "reference"]
+    rest = sorted(m for m in methods if kinds[m] != "reference" and m not in baselines)
+    return refs + baselines + rest
 
 
 def display_table(tidy: pd.DataFrame, oracle_kind: str = "random") -> pd.DataFrame:
@@ -101,6 +116,8 @@ TERMINAL_COLUMNS = (
     PUBLISHED_COLUMN,
     "NLL-oracle ↓",
     "NLL-test ↓",
+    "reverse KL ↓",
+    "forward KL ↓",
     "BLEU-4 ↑",
     "Self-BLEU-4 ↓",
     "ms / G update",

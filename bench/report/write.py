@@ -13,12 +13,18 @@ import pandas as pd
 
 from bench.report.budgets import budget_table
 from bench.report.load import curves, sweep_frame, tidy_results
-from bench.report.markdown import report_markdown
-from bench.report.plots import plot_curves, plot_pretrain_curves, plot_quality_diversity
+from bench.report.markdown import report_markdown, verdict_section
+from bench.report.plots import (
+    plot_curves,
+    plot_frontier,
+    plot_pretrain_curves,
+    plot_quality_diversity,
+)
 from bench.report.pretrain import pretrain_curves, pretrain_runs, pretrain_section
 from bench.report.published import CACCIA_LABEL, CACCIA_MLE_SWEEP, NLL_ORACLE
 from bench.report.stats import mean_curve_by_seconds, with_sweep_summary
-from bench.report.table import display_table, summary_table
+from bench.report.table import BASELINES, display_table, summary_table
+from bench.report.verdicts import DEFAULT_MARGIN, verdicts
 from bench.store.tracker import Tracker
 
 REPORT_FILES = (
@@ -34,27 +40,36 @@ REPORT_FILES = (
     "nll_test_curve.png",
     "nll_oracle_vs_seconds.png",
     "quality_diversity.png",
+    "verdicts.csv",
+    "frontier.png",
 )
 
 
 @dataclass(frozen=True)
 class Report:
-    """A written report: the display table (strings) and summary.csv's numeric frame."""
+    """A written report: the display table (strings), summary.csv's numeric frame and
+    verdicts.csv's frame."""
 
     table: pd.DataFrame
     numbers: pd.DataFrame
+    verdicts: pd.DataFrame
 
 
-def write_report(tracker: Tracker, parent: str, out_dir: Path) -> Report:
+def write_report(
+    tracker: Tracker, parent: str, out_dir: Path, margin: float = DEFAULT_MARGIN
+) -> Report:
     """Write README.md, table.csv, summary.csv (numeric), budgets.csv, results.csv (tidy),
-    sweep.csv, pretrain.csv (the pre-training's curves) and the PNGs into `out_dir`;
-    `publish_report` then puts them on the parent run."""
+    sweep.csv, verdicts.csv (`bench.report.verdicts`, equivalence at ±`margin` nats),
+    pretrain.csv (the pre-training's curves) and the PNGs into `out_dir`; `publish_report` then
+    puts them on the parent run."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     run = tracker.client.get_run(parent)
     tidy = tidy_results(tracker, parent)
     sweep = sweep_frame(tracker, tidy)
-    tidy = with_sweep_summary(tidy, sweep)
+    tidy = with_sweep_summary(tidy, sweep, BASELINES)
+    verdict_rows = verdicts(tidy, margin)
+    verdict_rows.to_csv(out_dir / "verdicts.csv", index=False)
     oracle_kind = run.data.tags.get("oracle_kind", "random")
     table = display_table(tidy, oracle_kind)
     numbers = summary_table(tidy)
@@ -65,11 +80,23 @@ def write_report(tracker: Tracker, parent: str, out_dir: Path) -> Report:
     table.to_csv(out_dir / "table.csv")
     numbers.to_csv(out_dir / "summary.csv", index=False)
     _plots(tracker, tidy, sweep, out_dir, published=oracle_kind == "seqgan-paper")
+    frontier = plot_frontier(sweep, out_dir / "frontier.png", BASELINES)
+    if not frontier:  # no divergences in this store: no stale plot either
+        (out_dir / "frontier.png").unlink(missing_ok=True)
     params = run.data.params
     pretrain = _pretrain(tracker, parent, params, out_dir, oracle_kind)
-    text = report_markdown(table, budgets, run.data.tags, params, oracle_kind, pretrain)
+    text = report_markdown(
+        table,
+        budgets,
+        run.data.tags,
+        params,
+        oracle_kind,
+        pretrain,
+        verdict_section(verdict_rows, margin, tidy.attrs.get("best_baseline")),
+        frontier,
+    )
     (out_dir / "README.md").write_text(text)
-    return Report(table, numbers)
+    return Report(table, numbers, verdict_rows)
 
 
 def _pretrain(
