@@ -28,7 +28,10 @@ def _bad_oracle_files(tmp, paper_oracle):
 
 
 CASES = [
-    (["--methods", "foo"], "unknown method 'foo' in --methods; choose from all, mle"),
+    (
+        ["--methods", "foo"],
+        "unknown method 'foo' in --methods; choose from all, pretrained, mle, mle-es",
+    ),
     (["--methods", ""], "--methods is empty"),
     (["--methods", "mle,mle"], "method 'mle' is listed twice"),
     (["--mle.batch-size", "0"], "--mle.batch-size=0 is not valid: must be > 0"),

@@ -290,3 +290,29 @@ def test_export_onto_a_regular_file_is_one_line(carried, tmp_path, capsys):
     assert archive_main(args) == 2
     err = capsys.readouterr().err
     assert err == f"error: File exists: {target}\n"
+
+
+@pytest.mark.parametrize(
+    "name", ["table.csv", "results.csv", "summary.csv", "sweep.csv", "pretrain.csv"]
+)
+def test_a_report_rendered_from_the_archive_alone_is_the_same(carried, _mlflow_template, name):
+    """tools/archive_report.py: import into a fresh store, one parent linking every cell, and
+    the report that bench.run wrote, without training or a cache."""
+    from tools.archive_report import main as render_main
+
+    root = carried["root"] / "rendered"
+    if not (root / "reports" / EXPERIMENT / name).exists():
+        uri = _store(_mlflow_template, root)
+        argv = ["--tracking-uri", uri, "--experiment", EXPERIMENT, "--reports-dir"]
+        assert render_main([*argv, str(root / "reports"), str(carried["archive"])]) == 0
+        client = MlflowClient(uri)
+        exp = client.get_experiment_by_name(EXPERIMENT)
+        (parent,) = client.search_runs([exp.experiment_id], "tags.kind = 'parent'")
+        assert parent.info.status == "FINISHED"
+        assert len([t for t in parent.data.tags if t.startswith("reused_run.")]) == 6
+    a = pd.read_csv(carried["root"] / "a" / "reports" / EXPERIMENT / name)
+    b = pd.read_csv(root / "reports" / EXPERIMENT / name)
+    assert not a.empty
+    if name in ("results.csv", "sweep.csv"):
+        a, b = (f.sort_values(list(f.columns)).reset_index(drop=True) for f in (a, b))
+    pd.testing.assert_frame_equal(a, b)

@@ -92,11 +92,27 @@ def write_report(
         params,
         oracle_kind,
         pretrain,
-        verdict_section(verdict_rows, margin, tidy.attrs.get("best_baseline")),
+        verdict_section(verdict_rows, margin, tidy.attrs.get("best_baseline"))
+        + _missing_sections(tidy),
         frontier,
     )
     (out_dir / "README.md").write_text(text)
     return Report(table, numbers, verdict_rows)
+
+
+def _missing_sections(tidy: pd.DataFrame) -> list[str]:
+    """A note where this store's cells predate what the report shows: which sections are not
+    there, and why."""
+    logged = set(tidy[tidy.kind == "method"].metric)
+    if "final/reverse_kl" in logged:
+        return []
+    return [
+        "**Not regenerated:** this store's cells were trained before the exact divergences "
+        "were logged, so the divergence columns, the frontier plot and the divergence and "
+        "frontier verdicts are missing; the rows of the `pretrained` and `mle-es` baselines "
+        "too, unless those cells are here. Rerun the cells with the current code for them.",
+        "",
+    ]
 
 
 def _pretrain(
