@@ -93,3 +93,27 @@ def test_the_pretrained_row_evaluates_its_start_only():
     )
     assert logged == [0]
     assert all(torch.equal(a, b) for a, b in zip(before, gen.parameters(), strict=True))
+
+
+def test_the_budget_of_an_early_stopped_method_says_what_it_made_of_its_cap():
+    import pandas as pd
+
+    from bench.report.budgets import budget_table
+
+    rows = [
+        dict(kind="method", method=m, seed=s, status="finished", run_id=f"{m}{s}")
+        | dict(metric=f"resources/{k}", value=v)
+        for m, cap in (("mle-es", 1000.0), ("mle", 100.0))
+        for s in (0, 1)
+        for k, v in (("generator_updates", cap), ("paper_generator_updates", 2000.0))
+    ]
+    made = pd.DataFrame(
+        dict(
+            method=["mle-es", "mle-es", "mle", "mle"],
+            seed=[0, 1, 0, 1],
+            updates=[250, 400, 100, 100],
+        )
+    )
+    table = budget_table(pd.DataFrame(rows), made)["generator updates"]
+    assert table["mle-es"] == "250–400 made, of up to 1,000 (0.5 × paper)"
+    assert table["mle"] == "100 (0.05 × paper)"

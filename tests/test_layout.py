@@ -1,6 +1,6 @@
 """The code's shape: sub-packages by job, an acyclic import graph that runs one way, modules of at
 most 400 lines that say their job, and method files imported by the registry alone (and MLE's
-by the pre-training, whose update it is)."""
+by the pre-training and the early-stopped MLE baseline, whose update it is)."""
 
 import ast
 
@@ -95,8 +95,10 @@ def test_no_method_module_imports_another_method():
     method_files -= {"methods.pg"}  # the policy-gradient methods' shared procedure
     assert {"methods.mle", "methods.seqgan", "methods.wgan_gp"} <= method_files
     importers = {m for m, deps in GRAPH.items() if deps & method_files}
-    assert importers <= {"methods", "bench.train.pretrain"}  # pre-training uses MLE's step
-    assert not GRAPH["bench.train.pretrain"] & (method_files - {"methods.mle"})
+    # MLE's update is shared: the pre-training and the early-stopped MLE baseline run it
+    assert importers <= {"methods", "bench.train.pretrain", "methods.mle_es"}
+    for user in ("bench.train.pretrain", "methods.mle_es"):
+        assert not GRAPH[user] & (method_files - {"methods.mle"})
 
 
 def test_cell_code_reaches_the_method_files_only_through_its_spec():

@@ -17,11 +17,13 @@ HEADERS = {
 }
 
 
-def budget_table(tidy: pd.DataFrame) -> pd.DataFrame:
+def budget_table(tidy: pd.DataFrame, made: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per method with budget metrics: 'value (fraction of paper)' per HEADERS column,
     e.g. '40 (0.2 × paper)'; a method without an adversary shows '—' there. `tidy` is
     `bench.report.load.tidy_results`'s frame; the values are the same for every seed of a method
-    (its config), so the first is taken."""
+    (its config), so the first is taken. `made` (`bench.report.load.updates_made`): where a
+    method's cells made fewer generator updates than their config's (early stopping), the
+    config's count is a cap, and the cell says so with the range made."""
     rows = tidy[(tidy.kind == "method") & tidy.metric.str.startswith("resources/")]
     if rows.empty:
         return pd.DataFrame(columns=list(HEADERS.values()))
@@ -32,6 +34,18 @@ def budget_table(tidy: pd.DataFrame) -> pd.DataFrame:
             header: _cell(row.get(f"resources/{key}"), row.get(f"resources/paper_{key}"))
             for key, header in HEADERS.items()
         }
+    if made is not None:
+        for method, part in made.groupby("method"):
+            cap = (
+                values.loc[method].get("resources/generator_updates")
+                if method in values.index
+                else None
+            )
+            if cap is not None and not pd.isna(cap) and part.updates.min() < cap:
+                lo, hi = int(part.updates.min()), int(part.updates.max())
+                span = f"{lo:,}" if lo == hi else f"{lo:,}–{hi:,}"
+                header = HEADERS["generator_updates"]
+                out[method][header] = f"{span} made, of up to {out[method][header]}"
     frame = pd.DataFrame.from_dict(out, orient="index")
     frame.index.name = "method"
     return frame

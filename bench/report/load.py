@@ -107,3 +107,16 @@ def _history(tracker: Tracker, run_id: str, key: str) -> list[tuple[int, float]]
         if points := tracker.history(run_id, name):
             return points
     return []
+
+
+def updates_made(tracker: Tracker, tidy: pd.DataFrame) -> pd.DataFrame:
+    """Generator updates each finished method cell made: the step its final metrics were
+    logged at (its last evaluation: fewer than its config's count when it stopped early, as
+    `mle-es` does). Columns method, seed, updates."""
+    runs = tidy[(tidy.kind == "method") & (tidy.status == "finished")].drop_duplicates("run_id")
+    rows = [
+        dict(method=r.method, seed=r.seed, updates=points[-1][0])
+        for r in runs.itertuples()
+        if (points := tracker.history(r.run_id, "final/nll_oracle"))
+    ]
+    return pd.DataFrame(rows, columns=["method", "seed", "updates"])

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.report.budgets import budget_table
-from bench.report.load import curves, sweep_frame, tidy_results
+from bench.report.load import curves, sweep_frame, tidy_results, updates_made
 from bench.report.markdown import report_markdown, verdict_section
 from bench.report.plots import (
     plot_curves,
@@ -73,7 +73,7 @@ def write_report(
     oracle_kind = run.data.tags.get("oracle_kind", "random")
     table = display_table(tidy, oracle_kind)
     numbers = summary_table(tidy)
-    budgets = budget_table(tidy)
+    budgets = budget_table(tidy, updates_made(tracker, tidy))
     budgets.to_csv(out_dir / "budgets.csv")
     tidy[tidy.metric != ""].drop(columns="run_id").to_csv(out_dir / "results.csv", index=False)
     sweep.to_csv(out_dir / "sweep.csv", index=False)
