@@ -31,18 +31,7 @@ def plot_quality_diversity(
 
     fig = Figure(figsize=(7, 5))
     ax = fig.subplots()
-    for method, part in sweep.groupby("method"):
-        mean = part.groupby("alpha")[["nll_oracle", "nll_test"]].mean()
-        (line,) = ax.plot(mean.nll_oracle, mean.nll_test, marker=".", label=method)
-        if 1.0 in mean.index:
-            ax.plot(
-                mean.nll_oracle[1.0],
-                mean.nll_test[1.0],
-                "o",
-                ms=9,
-                mfc="none",
-                color=line.get_color(),
-            )
+    _sweep_lines(ax, sweep, "nll_oracle", "nll_test")
     if published is not None:
         label, points = published
         ax.plot([p[1] for p in points], [p[2] for p in points], "x--", color="grey", label=label)
@@ -52,9 +41,27 @@ def plot_quality_diversity(
         if method != "uniform":
             ax.plot(row["final/nll_oracle"], row["final/nll_test"], "k*")
             ax.annotate(method, (row["final/nll_oracle"], row["final/nll_test"]), fontsize=8)
-    ax.set_xlabel("NLL-oracle (quality) ↓")
-    ax.set_ylabel("NLL-test (coverage) ↓")
-    ax.set_title("temperature sweep: lower-left is better; circle = α 1")
+    labels = ("NLL-oracle (quality) ↓", "NLL-test (coverage) ↓")
+    _save(fig, ax, *labels, "temperature sweep: lower-left is better; circle = α 1", path)
+
+
+def _sweep_lines(ax, sweep: pd.DataFrame, x: str, y: str, dashed: tuple[str, ...] = ()) -> None:
+    """One line per method through its sweep's per-alpha means of `x` and `y`, alpha = 1
+    circled; the methods in `dashed` dashed."""
+    for method, part in sweep.groupby("method"):
+        mean = part.groupby("alpha")[[x, y]].mean()
+        style = "--" if method in dashed else "-"
+        (line,) = ax.plot(mean[x], mean[y], style, marker=".", label=method)
+        if 1.0 in mean.index:
+            ax.plot(
+                mean.loc[1.0, x], mean.loc[1.0, y], "o", ms=9, mfc="none", color=line.get_color()
+            )
+
+
+def _save(fig, ax, xlabel: str, ylabel: str, title: str, path: Path) -> None:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -73,20 +80,9 @@ def plot_frontier(sweep: pd.DataFrame, path: Path, baselines: tuple[str, ...] = 
         return False
     fig = Figure(figsize=(7, 5))
     ax = fig.subplots()
-    for method, part in data.groupby("method"):
-        mean = part.groupby("alpha")[["forward_kl", "reverse_kl"]].mean()
-        style = "--" if method in baselines else "-"
-        (line,) = ax.plot(mean.forward_kl, mean.reverse_kl, style, marker=".", label=method)
-        if 1.0 in mean.index:
-            one = mean.loc[1.0]
-            ax.plot(one.forward_kl, one.reverse_kl, "o", ms=9, mfc="none", color=line.get_color())
-    ax.set_xlabel("forward KL(P‖G), nats/token (coverage) ↓")
-    ax.set_ylabel("reverse KL(G‖P), nats/token (quality) ↓")
-    ax.set_title("divergence frontier over α: lower-left is better; circle = α 1")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    _sweep_lines(ax, data, "forward_kl", "reverse_kl", dashed=baselines)
+    labels = ("forward KL(P‖G), nats/token (coverage) ↓", "reverse KL(G‖P), nats/token (quality) ↓")
+    _save(fig, ax, *labels, "divergence frontier over α: lower-left is better; circle = α 1", path)
     return True
 
 
