@@ -110,13 +110,13 @@ def _history(tracker: Tracker, run_id: str, key: str) -> list[tuple[int, float]]
 
 
 def updates_made(tracker: Tracker, tidy: pd.DataFrame) -> pd.DataFrame:
-    """Generator updates each finished method cell made: the step its final metrics were
-    logged at (its last evaluation: fewer than its config's count when it stopped early, as
-    `mle-es` does). Columns method, seed, updates."""
+    """Generator updates each finished method cell made: the step of its learning curve's
+    last point (its last evaluation: fewer than its config's count when it stopped early, as
+    `mle-es` does). Columns method, seed, updates; a cell without a curve has no row."""
     runs = tidy[(tidy.kind == "method") & (tidy.status == "finished")].drop_duplicates("run_id")
     rows = [
-        dict(method=r.method, seed=r.seed, updates=points[-1][0])
+        dict(method=r.method, seed=r.seed, updates=max(step for step, _ in points))
         for r in runs.itertuples()
-        if (points := tracker.history(r.run_id, "final/nll_oracle"))
+        if (points := _history(tracker, r.run_id, "learning_curve/nll_oracle"))
     ]
     return pd.DataFrame(rows, columns=["method", "seed", "updates"])
