@@ -1,12 +1,12 @@
-"""MLE, early-stopped: the strongest MLE baseline, selected by validation NLL.
+"""MLE, early-stopped: the MLE baseline selected by validation NLL.
 
 From the shared pre-training it keeps training by MLE (a fresh Adam, `methods.mle`'s update),
 measures the NLL of a validation split before its first update and every `eval_every` updates,
 and keeps the weights of the best measurement (the pre-trained start among them). When
 `patience` measurements in a row have not improved on it, or the `updates` run out, it puts the
 best weights back and ends its phase (`train/stop`). Caccia et al. 2020 select their MLE this
-way; `mle` (a fixed number of updates) is the "MLE continued" control, this is the baseline a
-GAN must beat.
+way; `mle` (a fixed number of updates) is the "MLE continued" control. It can only select the
+start or a later point: it cannot stop inside the pre-training.
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ class MLEEarlyStoppedTrainer(MLETrainer):
 
 METHOD = MethodSpec(
     name="mle-es",
-    summary="maximum likelihood, early-stopped on validation NLL: the strongest MLE baseline",
+    summary="maximum likelihood, early-stopped on validation NLL (the start among its candidates)",
     config=Config,
     presets=PRESETS,
     make_trainer=MLEEarlyStoppedTrainer,

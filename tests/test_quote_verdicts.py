@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from bench.report.verdicts import COLUMNS
+from bench.report.verdicts import COLUMNS, CONTRASTS
 from tests.conftest import ROOT
 from tools.quote_verdicts import BLOCK, main, rewrite
 
@@ -13,7 +13,7 @@ def _verdicts(tmp_path):
         + [-0.3, -0.4, -0.2, 0.001, 0.004, 0.9, "better", None],
         ["Does the method beat the MLE baseline `mle`?", "b", "mle", "final/nll_test", 3, True]
         + [0.1, -0.2, 0.4, 0.2, 1.0, 1.0, "inconclusive", 41],
-        ["Does the discriminator's signal matter? (x)", "seqgan", "seqgan-const"]
+        [CONTRASTS[0].question, "seqgan", "seqgan-const"]
         + ["final/reverse_kl", 3, True, 0.02, -0.3, 0.34, 0.7, 1.0, 1.0, "inconclusive", None],
     ]
     (tmp_path / "r").mkdir()
@@ -26,7 +26,7 @@ def test_a_block_is_rewritten_with_counts_decided_rows_and_the_controls(tmp_path
     text = f"intro\n<!-- verdicts: {report} -->\nstale text\n<!-- /verdicts -->\nend\n"
     out = rewrite(text, tmp_path)
     assert out.startswith("intro\n") and out.endswith("<!-- /verdicts -->\nend\n")
-    assert "stale text" not in out and "3 paired comparisons, up to 3 seeds" in out
+    assert "stale text" not in out and "3 comparisons (3 paired), up to 3 seeds" in out
     assert "| Does the method beat the MLE baseline `mle`? | 1 | 0 | 0 | 1 |" in out
     assert "- a − mle, NLL-oracle at α = 1: -0.300 [-0.400, -0.200] (n = 3): **better**" in out
     assert "seqgan − seqgan-const, reverse KL(G‖P) at α = 1" in out  # a control, inconclusive

@@ -113,3 +113,17 @@ def test_matched_diversity_reads_the_best_covering_baseline():
     assert got["mle-es", "sweep/oracle_at_best_test"] == pytest.approx(10.2)
     assert np.isnan(got["mle", "sweep/oracle_at_best_test"])  # mle never gets down to 7.9
     assert set(VERDICT_WORDS) == {"better", "worse", "equivalent", "inconclusive"}
+
+
+def test_a_baseline_equal_to_an_earlier_one_asks_no_questions_of_its_own():
+    """mle-es that kept the start on every seed is `pretrained`: its rows would repeat
+    pretrained's and double them in the Holm family."""
+    from bench.report.verdicts import same_as
+
+    start = [9.1, 9.2, 9.15]
+    tidy = _tidy({"pretrained": start, "mle-es": start, "mle": [9.0, 9.1, 9.05], "a": [8.0] * 3})
+    assert same_as(tidy) == {"mle-es": "pretrained"}
+    out = verdicts(tidy)
+    assert set(out.baseline) == {"pretrained", "mle"} and len(out) == 2
+    tidy.loc[(tidy.method == "mle-es") & (tidy.seed == 2), "value"] = 9.0  # one seed differs
+    assert same_as(tidy) == {} and set(verdicts(tidy).baseline) == {"pretrained", "mle-es", "mle"}

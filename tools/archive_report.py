@@ -31,9 +31,9 @@ from tools.store_archive import ArchiveError, import_runs, read_records
 COPIED_TAGS = ("oracle", "oracle_kind", "git_commit", "device", "torch_version", "python_version")
 
 
-def render(tracker: Tracker, paths: list[Path], out_dir: Path) -> str:
-    """Import `paths`, link their cells to a new parent run, write and publish the report in
-    `out_dir`; returns the parent run's id."""
+def render(tracker: Tracker, paths: list[Path], out_dir: Path, command: str) -> str:
+    """Import `paths`, link their cells to a new parent run (its `command` tag: `command`),
+    write and publish the report in `out_dir`; returns the parent run's id."""
     records = read_records(paths)
     import_runs(tracker, paths)
     methods = [r for r in records if r["tags"].get("kind") == "method"]
@@ -44,7 +44,7 @@ def render(tracker: Tracker, paths: list[Path], out_dir: Path) -> str:
     tags = {k: first["tags"][k] for k in COPIED_TAGS if k in first["tags"]}
     tags |= {
         "kind": "parent",
-        "command": "python -m tools.archive_report " + " ".join(map(str, paths)),
+        "command": command,
         "rendered_from_archive": "1",
     }
     if pretrains:  # the report finds each seed's pre-training by its code version and data
@@ -93,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_experiment(args.experiment)
         tracker = Tracker(args.tracking_uri, args.experiment)
-        parent = render(tracker, args.paths, Path(args.reports_dir) / args.experiment)
+        command = "python -m tools.archive_report " + " ".join(argv or sys.argv[1:])
+        out_dir = Path(args.reports_dir) / args.experiment
+        parent = render(tracker, args.paths, out_dir, command)
     except (TrackingError, ArchiveError, ConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

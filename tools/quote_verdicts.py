@@ -19,13 +19,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.report.verdicts import LABELS, VERDICT_WORDS
+from bench.report.verdicts import CONTRASTS, LABELS, VERDICT_WORDS
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCK = re.compile(r"(<!-- verdicts: (\S+) -->\n)(.*?)(<!-- /verdicts -->)", re.S)
-# the questions quoted row by row, whatever their verdict; the others by their counts and
-# their decided rows
-CONTRASTS = ("Does the discriminator's signal matter", "Does an unbiased baseline")
 
 
 def _row(r) -> str:
@@ -49,7 +46,8 @@ def quote(report_dir: str, where: Path) -> str:
     n_seeds = int(frame.n.max()) if len(frame) else 0
     lines = [
         f"Generated from [{report_dir}/verdicts.csv]({link}) by "
-        f"`tools/quote_verdicts.py`: {len(frame)} paired comparisons, up to {n_seeds} seeds, "
+        f"`tools/quote_verdicts.py`: {len(frame)} comparisons ({int(frame.paired.sum())} "
+        f"paired), up to {n_seeds} seeds, "
         "Holm-corrected over all of them; effects are method − baseline in nats per token, "
         "lower is better; budgets in the report.",
         "",
@@ -63,7 +61,8 @@ def quote(report_dir: str, where: Path) -> str:
         )
     lines.append("")
     decided = frame[frame.verdict != "inconclusive"]
-    contrasts = frame[frame.question.str.startswith(CONTRASTS)]
+    # the declared contrasts row by row, whatever their verdict; the rest by counts and decisions
+    contrasts = frame[frame.question.isin({c.question for c in CONTRASTS})]
     rows = pd.concat([decided, contrasts]).drop_duplicates()
     if len(decided):
         lines += ["Every comparison not inconclusive, and the controls' rows:", ""]

@@ -33,10 +33,11 @@ def report_markdown(
         "Each cell: mean over seeds with its 95% Student-t interval; `(n=1)` marks a "
         "single seed. NLLs are per token, in nats. Reference rows: the oracle's own samples, "
         "i.i.d. tokens from the oracle's unigram distribution, uniform tokens. The oracle's "
-        "NLL-oracle is its entropy rate, not a floor: a cooled generator scores below it. "
-        "reverse KL(G‖P) = NLL-oracle − H(G) and forward KL(P‖G) = NLL-test − the oracle's "
-        "NLL-test are exact (Monte Carlo over sequences, nats per token) and 0 only for the "
-        "oracle; Jeffreys is their sum; JSD is the sequence-level Jensen–Shannon divergence "
+        "NLL-oracle is its entropy rate, not a floor: a generator cooled far enough scores "
+        "below it. reverse KL(G‖P) = NLL-oracle − H(G) and forward KL(P‖G) = NLL-test − the "
+        "oracle's NLL-test are unbiased Monte Carlo estimates from exact log-likelihoods (nats "
+        "per token), 0 only for the oracle; Jeffreys is their sum; JSD is the sequence-level "
+        "Jensen–Shannon divergence "
         "(≤ ln 2 = 0.693, which it reaches whenever the two densities barely overlap). "
         "P(beats MLE): the probability that a random seed of the method has a lower value than "
         "a random seed of MLE (unpaired; the verdicts above are paired).",
@@ -113,7 +114,9 @@ def _cell(r) -> str:
     return f"{text} {word}{needed}{mark}"
 
 
-def verdict_section(frame: pd.DataFrame, margin: float, best_baseline: str | None) -> list[str]:
+def verdict_section(
+    frame: pd.DataFrame, margin: float, best_baseline: str | None, repeats: dict[str, str]
+) -> list[str]:
     """The report's "Verdicts" section from `bench.report.verdicts.verdicts`' frame: how they
     are decided, the counts per question, one method × metric table per question."""
     lines = ["## Verdicts", ""]
@@ -136,6 +139,12 @@ def verdict_section(frame: pd.DataFrame, margin: float, best_baseline: str | Non
         f"(power 0.8 at level {LEVEL}/{len(frame)}, the family's Bonferroni level).{paired}",
         "",
     ]
+    for b, earlier in repeats.items():
+        lines += [
+            f"`{b}` equals `{earlier}` on every seed and metric here, so it asks no questions "
+            "of its own (the family counts them once).",
+            "",
+        ]
     if best_baseline is not None:
         lines += [
             f"Matched diversity: at the α = 1 NLL-test (and forward KL) of `{best_baseline}`, "

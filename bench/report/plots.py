@@ -71,7 +71,8 @@ def _save(fig, ax, xlabel: str, ylabel: str, title: str, path: Path) -> None:
 def plot_frontier(sweep: pd.DataFrame, path: Path, baselines: tuple[str, ...] = ()) -> bool:
     """Reverse KL(G‖P) against forward KL(P‖G) along each method's temperature sweep (mean
     over seeds per alpha), nats per token; both lower is better, (0, 0) is the oracle.
-    `baselines` are drawn dashed: a method below their curves beats MLE at its diversity.
+    `baselines` are drawn dashed; a curve below theirs is below MLE's mean curve, and the
+    frontier verdicts say whether that is decided.
     False (and no file) when no run logged the divergences."""
     from matplotlib.figure import Figure
 

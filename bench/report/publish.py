@@ -22,6 +22,7 @@ PARENT_METRICS = {
     "final/reverse_kl": "reverse_kl",
     "final/forward_kl": "forward_kl",
     "sweep/best_jeffreys": "sweep_best_jeffreys",
+    "sweep/rkl_at_best_fkl": "sweep_rkl_at_best_fkl",
 }
 
 

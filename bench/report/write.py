@@ -24,7 +24,7 @@ from bench.report.pretrain import pretrain_curves, pretrain_runs, pretrain_secti
 from bench.report.published import CACCIA_LABEL, CACCIA_MLE_SWEEP, NLL_ORACLE
 from bench.report.stats import mean_curve_by_seconds, with_sweep_summary
 from bench.report.table import BASELINES, display_table, summary_table
-from bench.report.verdicts import DEFAULT_MARGIN, verdicts
+from bench.report.verdicts import DEFAULT_MARGIN, same_as, verdicts
 from bench.store.tracker import Tracker
 
 REPORT_FILES = (
@@ -92,7 +92,7 @@ def write_report(
         params,
         oracle_kind,
         pretrain,
-        verdict_section(verdict_rows, margin, tidy.attrs.get("best_baseline"))
+        verdict_section(verdict_rows, margin, tidy.attrs.get("best_baseline"), same_as(tidy))
         + _missing_sections(tidy),
         frontier,
     )
