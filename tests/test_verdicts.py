@@ -127,3 +127,14 @@ def test_a_baseline_equal_to_an_earlier_one_asks_no_questions_of_its_own():
     assert set(out.baseline) == {"pretrained", "mle"} and len(out) == 2
     tidy.loc[(tidy.method == "mle-es") & (tidy.seed == 2), "value"] = 9.0  # one seed differs
     assert same_as(tidy) == {} and set(verdicts(tidy).baseline) == {"pretrained", "mle-es", "mle"}
+
+
+def test_a_bad_equivalence_margin_is_one_line_and_exit_2(tmp_path, capsys):
+    from bench.report.__main__ import main
+
+    for bad in ("0", "-0.1", "inf", "nan"):
+        argv = ["--tracking-uri", f"sqlite:///{tmp_path / 'none.db'}", "--equivalence-margin", bad]
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and f"--equivalence-margin {float(bad)}" in err
+    assert not (tmp_path / "none.db").exists()  # refused before any store is opened

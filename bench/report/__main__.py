@@ -49,15 +49,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        check_experiment(args.experiment)
-        tracker = Tracker(args.tracking_uri or default_uri(), args.experiment, create=False)
-        parent = tracker.parent_run(args.run_id) if args.run_id else tracker.latest_parent()
-        out_dir = Path(args.reports_dir) / args.experiment
-        if not args.equivalence_margin > 0 or args.equivalence_margin == float("inf"):
+        if not 0 < args.equivalence_margin < float("inf"):
             raise ConfigError(
                 f"--equivalence-margin {args.equivalence_margin}: must be a positive finite "
                 "number of nats"
             )
+        check_experiment(args.experiment)
+        tracker = Tracker(args.tracking_uri or default_uri(), args.experiment, create=False)
+        parent = tracker.parent_run(args.run_id) if args.run_id else tracker.latest_parent()
+        out_dir = Path(args.reports_dir) / args.experiment
         written = write_report(tracker, parent, out_dir, args.equivalence_margin)
         if not args.no_publish:
             publish_report(tracker, parent, out_dir, written)
