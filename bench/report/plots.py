@@ -48,10 +48,15 @@ def plot_quality_diversity(
 def _sweep_lines(ax, sweep: pd.DataFrame, x: str, y: str, dashed: tuple[str, ...] = ()) -> None:
     """One line per method through its sweep's per-alpha means of `x` and `y`, alpha = 1
     circled; the methods in `dashed` dashed."""
-    for method, part in sweep.groupby("method"):
+    from matplotlib import colormaps
+
+    colors = colormaps["tab20"]  # 20 distinct colours: the default cycle repeats after 10
+    for i, (method, part) in enumerate(sweep.groupby("method")):
         mean = part.groupby("alpha")[[x, y]].mean()
         style = "--" if method in dashed else "-"
-        (line,) = ax.plot(mean[x], mean[y], style, marker=".", label=method)
+        (line,) = ax.plot(
+            mean[x], mean[y], style, marker=".", label=method, color=colors(2 * i % 20 + i // 10)
+        )
         if 1.0 in mean.index:
             ax.plot(
                 mean.loc[1.0, x], mean.loc[1.0, y], "o", ms=9, mfc="none", color=line.get_color()
