@@ -264,9 +264,11 @@ def test_verdicts_csv_has_its_columns_and_only_the_four_words(smoke_run):
     v = pd.read_csv(out / "verdicts.csv")
     assert list(v.columns) == VERDICT_COLUMNS and len(v) > 0
     assert set(v.verdict) <= set(VERDICT_WORDS)
-    assert set(v.baseline) >= {"pretrained", "mle-es", "mle"} and (v.n == 2).all()
-    assert not (set(v.method) & {"pretrained", "mle-es", "mle"} - {"seqgan"})
+    assert set(v.baseline) >= {"pretrained", "mle"} and (v.n == 2).all()
+    assert not set(v.method) & {"pretrained", "mle-es", "mle"}
     text = (out / "README.md").read_text()
+    if "mle-es" not in set(v.baseline):  # it kept the start on both seeds: pretrained's rows
+        assert "`mle-es` equals `pretrained` on every seed and metric here" in text
     assert "## Verdicts" in text and f"all {len(v)} comparisons" in text
     assert "![divergence frontier](frontier.png)" in text
     assert (out / "frontier.png").read_bytes()[:4] == b"\x89PNG"
