@@ -7,6 +7,9 @@ rollout. `train/ess` and `train/max_weight` watch its failure mode, weight degen
 weights estimate the MLE gradient, what is not built and where the public ports differ:
 docs/methods.md, "MaliGAN-basic".
 
+`maligan-oracle-d` takes the weights from the exact D* (methods/oracle_discriminator.py): its
+logit is log P/G, so the weights are exactly P/G normalised over the batch; no D is trained.
+
 Source key: [HEAD] = LantaoYu/SeqGAN at e2b52fb (every inherited field's source: this method
 runs SeqGAN's schedule, see PRESETS), [PAPER] = the MaliGAN paper.
 """
@@ -19,8 +22,11 @@ import torch
 from torch import Tensor
 
 from methods.base import MethodSpec
+from methods.oracle_discriminator import OracleTrainer, without_discriminator
+from methods.oracle_discriminator import budget as oracle_budget
 from methods.pg import PRESETS as PG_PRESETS
 from methods.pg import PGConfig, PGTrainer, budget
+from methods.policy import PolicyConfig
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,14 @@ class Config(PGConfig):
 # adversarial epoch, 200 epochs, ADV_d_step 1 x ADV_d_epoch 3, dis_embed_dim 64,
 # run/run_maligan.py) nor Texygen's (100 epochs of 50 generator steps and 15 short D calls).
 PRESETS = PG_PRESETS
+
+
+@dataclass(frozen=True)
+class OracleConfig(PolicyConfig):
+    """The generator's fields alone (methods/policy.py): D* is exact, no rollout."""
+
+
+ORACLE_PRESETS = without_discriminator(PRESETS, OracleConfig)
 
 
 def mali_advantages(logit_d: Tensor) -> tuple[Tensor, Tensor]:
@@ -58,16 +72,12 @@ def effective_sample_size(weights: Tensor) -> Tensor:
     return 1.0 / weights.square().sum(dim=-1)
 
 
-class MaliGANTrainer(PGTrainer):
-    """One step = Mali weights of a fresh batch, one policy-gradient update, d-steps."""
-
-    method = "maligan"  # the CLI prefix its config errors name
+class MaliRewards:
+    """MaliGAN-basic's advantages from the judge's sequence logits, whichever D gives them."""
 
     def rewards(self, x: Tensor) -> tuple[Tensor, dict[str, float]]:
-        with torch.no_grad():  # the weights are constants of the generator's loss
-            logits = self.discriminator(x)  # (B, 2), dropout off
-            logit_d = logits[:, 1] - logits[:, 0]  # (B,): log D/(1-D) of the 2-class softmax
-            advantages, weights = mali_advantages(logit_d)  # (B,), (B,)
+        logit_d = self.sequence_logit(x)  # (B,): log D/(1-D), no gradient
+        advantages, weights = mali_advantages(logit_d)  # (B,), (B,)
         q = advantages[:, None].expand(-1, x.shape[1])  # (B, T): every token gets its sequence's
         scalars = {
             "train/ess": effective_sample_size(weights).item(),
@@ -75,6 +85,18 @@ class MaliGANTrainer(PGTrainer):
             "train/d_real": torch.sigmoid(logit_d).mean().item(),
         }
         return q, scalars
+
+
+class MaliGANTrainer(MaliRewards, PGTrainer):
+    """One step = Mali weights of a fresh batch, one policy-gradient update, d-steps."""
+
+    method = "maligan"  # the CLI prefix its config errors name
+
+
+class OracleDTrainer(MaliRewards, OracleTrainer):
+    """maligan-oracle-d: the weights P/G normalised, exactly; no D is trained."""
+
+    method = "maligan-oracle-d"
 
 
 METHOD = MethodSpec(
@@ -85,4 +107,14 @@ METHOD = MethodSpec(
     presets=PRESETS,
     make_trainer=MaliGANTrainer,
     budget=budget,
+)
+
+ORACLE_METHOD = MethodSpec(
+    name="maligan-oracle-d",
+    summary="MaliGAN-basic with the exact optimal discriminator: weights P/G normalised over the "
+    "batch; no D trained",
+    config=OracleConfig,
+    presets=ORACLE_PRESETS,
+    make_trainer=OracleDTrainer,
+    budget=oracle_budget,
 )

@@ -1,9 +1,10 @@
-"""What the policy-gradient GANs share: the generator's REINFORCE update, the CNN discriminator
-and its d-steps, and (for the methods that reward each token) the Monte-Carlo rollout.
+"""What the policy-gradient GANs with a learned discriminator share: the CNN discriminator, its
+d-steps and held-out check, and (for the methods that reward each token) the Monte-Carlo rollout.
 
 `PGTrainer` runs SeqGAN's procedure as in its code: discriminator pre-training, then per `step()`
-a sampled batch, its per-token rewards (each method's `rewards`), one policy-gradient update and
-`d_steps` d-steps. `RolloutTrainer` adds the timed Monte-Carlo rollout of methods/rollout.py.
+a sampled batch, its per-token rewards (each method's `rewards`), one policy-gradient update
+(methods/policy.py) and `d_steps` d-steps. `RolloutTrainer` adds the timed Monte-Carlo rollout
+of methods/rollout.py.
 The procedure step by step: docs/methods.md, "The policy-gradient procedure".
 
 Source key: [HEAD] = LantaoYu/SeqGAN at e2b52fb, [PAPER] = the SeqGAN paper (AAAI-17); see
@@ -12,17 +13,19 @@ shared/reference/seqgan-original.md.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 from functools import partial
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from methods.base import Budget, Checkpointable, TrainContext, parameter_count
+from methods.base import Budget, TrainContext, parameter_count
 from methods.config import ConfigError, check_widths, flag_name, hp, render
 from methods.discriminator import Discriminator
 from methods.generator import LSTMGenerator
+from methods.policy import PolicyConfig, PolicyTrainer, RolloutFields, sync
 from methods.rollout import (
     Rollout,
     Workspace,
@@ -31,35 +34,11 @@ from methods.rollout import (
     reference_rollout_rewards,
 )
 
-MAX_ROLLOUT_CHUNK = 65_536  # completions scored together; memory ~ chunk * V * 4 bytes
-
 
 @dataclass(frozen=True)
-class PGConfig:
-    updates: int = hp(
-        200,
-        "adversarial iterations: each is 1 policy-gradient update plus d-steps",
-        source="[HEAD] TOTAL_BATCH",
-        check="nonneg",
-    )
-    eval_every: int = hp(
-        5, "updates between evaluations", source="[HEAD] every 5 iterations", check="positive"
-    )
-    batch_size: int = hp(
-        64, "sequences per policy-gradient update", source="[HEAD] BATCH_SIZE", check="positive"
-    )
-    g_lr: float = hp(
-        0.01,
-        "generator Adam learning rate of the adversarial phase (a fresh optimizer)",
-        source="[HEAD] generator.py learning_rate",
-        check="positive",
-    )
-    g_clip: float = hp(
-        5.0,
-        "global gradient-norm clip of the generator",
-        source="[HEAD] grad_clip",
-        check="positive",
-    )
+class PGConfig(PolicyConfig):
+    """methods/policy.py's generator fields and the learned CNN discriminator's."""
+
     discriminator_emb_dim: int = hp(
         64,
         "discriminator token-embedding size",
@@ -121,6 +100,7 @@ class PGConfig:
     d_epochs: int = hp(3, "epochs per d-step", source="[HEAD]; [PAPER] k=3", check="positive")
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         sizes, counts = self.discriminator_filter_sizes, self.discriminator_num_filters
         if len(sizes) != len(counts):  # here, so the CLI rejects it before training
             raise ConfigError(
@@ -131,41 +111,16 @@ class PGConfig:
 
 
 @dataclass(frozen=True)
-class RolloutConfig(PGConfig):
-    rollout_num: int = hp(
-        16,
-        "Monte-Carlo completions per prefix (N)",
-        source="[HEAD] rollout.get_reward(sess, samples, 16, discriminator)",
-        check="positive",
-    )
+class RolloutConfig(PGConfig, RolloutFields):
+    """The learned-discriminator methods' rollout: methods/policy.py's rollout fields and which
+    implementation draws it."""
+
     rollout: str = hp(
         "fast",
         "rollout implementation: 'fast' or 'reference' (the original's loops; same estimator)",
         source="this project",
         choices=("fast", "reference"),
     )
-    rollout_chunk: int = hp(
-        1024,
-        "completions the fast rollout samples and scores together (memory vs. batching; "
-        "results depend on it only through the order of random draws)",
-        source="tuning: 256, 512 and 1024 within noise on 2 CPU cores at the paper configuration; "
-        "1024 = N*B, one prefix length of the paper batch at a time",
-        check="positive",
-    )
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.rollout_num > self.rollout_chunk:  # a prefix's N completions are one chunk
-            raise ConfigError(
-                f"rollout-num={self.rollout_num} exceeds rollout-chunk={self.rollout_chunk}: "
-                "the N completions of a prefix are sampled together, so N may not exceed the "
-                "chunk that bounds the rollout's memory"
-            )
-        if self.rollout_chunk > MAX_ROLLOUT_CHUNK:
-            raise ConfigError(
-                f"rollout-chunk={self.rollout_chunk} exceeds {MAX_ROLLOUT_CHUNK}: the rollout "
-                "holds a (chunk, V) float32 table, 1.3 GB at the paper's V = 5000"
-            )
 
 
 # quick and long: a D with a quarter of the paper's maps and half its embedding (100k conv + 371k
@@ -206,16 +161,32 @@ PRESETS = {
 # the rollout methods' smoke preset also makes fewer completions
 ROLLOUT_PRESETS = PRESETS | {"smoke": PRESETS["smoke"] | dict(rollout_num=4)}
 
+# held-out oracle rows (and as many fresh samples) of D's accuracy check after every update:
+# its standard error is at most 0.5 / sqrt(1000) = 0.016
+HELDOUT_CHECK = 500
 
-class PGTrainer(Checkpointable):
-    """One step = rewards for a fresh batch, one policy-gradient update, then `d_steps` d-steps.
-    Subclasses define `rewards`; `method` is the CLI prefix their config errors name."""
 
-    method = "pg"
+def stronger_discriminator(presets: dict[str, dict], factor: int) -> dict[str, dict]:
+    """`presets` with `factor` times the d-steps after each update and the d-steps of D's
+    pre-training: `factor` times the discriminator updates, the same D and examples per d-step."""
+    default = PGConfig()
+    return {
+        name: p
+        | {
+            "d_steps": factor * p.get("d_steps", default.d_steps),
+            "d_pretrain_steps": factor * p.get("d_pretrain_steps", default.d_pretrain_steps),
+        }
+        for name, p in presets.items()
+    }
+
+
+class PGTrainer(PolicyTrainer):
+    """methods/policy.py's step with a learned CNN discriminator: pre-trained before the first
+    update, `d_steps` d-steps after each, its held-out accuracy checked after them. Subclasses
+    define `rewards`."""
 
     def __init__(self, cfg: PGConfig, ctx: TrainContext, generator: LSTMGenerator) -> None:
-        self.cfg, self.generator = cfg, generator
-        self.rng, self.device = ctx.rng, ctx.device
+        super().__init__(cfg, ctx, generator)
         task = ctx.task  # the widths are checked against T here: the oracle fixes T, not the CLI
         flag = flag_name(self.method, "discriminator_filter_sizes")
         sizes = check_widths(cfg.discriminator_filter_sizes, task.seq_len, flag)
@@ -233,7 +204,8 @@ class PGTrainer(Checkpointable):
             .to(ctx.device)
         )
         self.positives = task.train.to(ctx.device)  # (n_train, T): D's real examples
-        self.g_opt = torch.optim.Adam(generator.parameters(), lr=cfg.g_lr)
+        self.heldout = task.test[:HELDOUT_CHECK].to(ctx.device)  # (n, T): never trained on
+        self.checks = CheckStream(ctx.seed)
         self.discriminator_opt = torch.optim.Adam(
             self.discriminator.parameters(), lr=cfg.discriminator_lr
         )
@@ -245,36 +217,37 @@ class PGTrainer(Checkpointable):
         """What a subclass builds before D's pre-training (nothing here)."""
 
     def parts(self) -> dict:
-        return {
-            "generator": self.generator,
+        return super().parts() | {
             "discriminator": self.discriminator,
-            "g_opt": self.g_opt,
             "discriminator_opt": self.discriminator_opt,
+            "checks": self.checks,
         }
 
-    # ----- rewards -----
-    def rewards(self, x: Tensor) -> tuple[Tensor, dict[str, float]]:
-        """Per-token rewards (B, T) of samples x (B, T), and scalars to log."""
-        raise NotImplementedError
+    @torch.no_grad()
+    def sequence_logit(self, x: Tensor) -> Tensor:
+        """(B,) logit D(Y) = log D/(1-D) of samples x (B, T), dropout off."""
+        logits = self.discriminator(x)  # (B, 2)
+        return logits[:, 1] - logits[:, 0]  # log D/(1-D) of the 2-class softmax
 
-    # ----- generator -----
-    def update_generator(self, x: Tensor, q: Tensor) -> dict[str, float]:
-        """One policy-gradient step: loss = -sum_{b,t} log G(x_t | x_<t) * q[b, t]."""
-        logp = torch.log_softmax(self.generator(x), dim=-1)  # (B, T, V)
-        token_logp = logp.gather(-1, x.unsqueeze(-1)).squeeze(-1)  # (B, T)
-        loss = -(token_logp * q).sum()
-        self.g_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = nn.utils.clip_grad_norm_(self.generator.parameters(), self.cfg.g_clip)
-        self.g_opt.step()
-        with torch.no_grad():
-            entropy = -(logp.exp() * logp).sum(dim=-1).mean()  # per token, on G's own samples
-        return {
-            "train/g_loss": loss.item(),
-            "train/grad_norm": grad_norm.item(),
-            "train/entropy": entropy.item(),
-            "train/reward": q.mean().item(),
-        }
+    def after_update(self) -> dict[str, float]:
+        sync(self.device)
+        t0 = time.perf_counter()
+        scalars = self.train_discriminator(self.cfg.d_steps, self.cfg.d_epochs)
+        sync(self.device)
+        d_train_ms = 1000 * (time.perf_counter() - t0)
+        return scalars | self.heldout_check() | {"perf/d_train_ms": d_train_ms}
+
+    @torch.no_grad()
+    def heldout_check(self) -> dict[str, float]:
+        """D's accuracy on examples it never trained on: held-out oracle rows and as many fresh
+        generator samples, dropout off. The samples come from their own random stream (the
+        replicate seed and this check's number), so training draws nothing more."""
+        rng = self.checks.next_generator(self.device)
+        n = self.heldout.shape[0]
+        fakes = self.generator.sample(n, rng=rng)  # (n, T)
+        real = self.sequence_logit(self.heldout) > 0  # (n,): D says real
+        fake = self.sequence_logit(fakes) <= 0
+        return {"train/d_heldout_acc": torch.cat([real, fake]).float().mean().item()}
 
     # ----- discriminator -----
     def train_discriminator(self, steps: int, epochs: int) -> dict[str, float]:
@@ -316,17 +289,6 @@ class PGTrainer(Checkpointable):
         labels = torch.cat([torch.ones(n), torch.zeros(n)]).long().to(self.device)
         return torch.cat([pos, neg]), labels  # (2n, T), (2n,)
 
-    # ----- one adversarial iteration -----
-    def step(self) -> dict[str, float]:
-        x = self.generator.sample(self.cfg.batch_size, rng=self.rng)  # (B, T)
-        q, perf = self.rewards(x)
-        scalars = self.update_generator(x, q)
-        sync(self.device)
-        t0 = time.perf_counter()
-        scalars |= self.train_discriminator(self.cfg.d_steps, self.cfg.d_epochs)
-        sync(self.device)
-        return scalars | perf | {"perf/d_train_ms": 1000 * (time.perf_counter() - t0)}
-
 
 class RolloutTrainer(PGTrainer):
     """A `PGTrainer` with the Monte-Carlo rollout of `RolloutConfig` (`--<method>.rollout`
@@ -365,7 +327,22 @@ def budget(cfg: PGConfig, vocab_size: int, seq_len: int, n_train: int) -> Budget
     return Budget(cfg.updates, cfg.d_steps * per_d_step, parameter_count(d))
 
 
-def sync(device: torch.device) -> None:
-    """Wall-clock timing of GPU work needs the queue drained first."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+class CheckStream:
+    """Random generators for D's held-out checks, one per check, from the replicate seed and the
+    check's number: checkpointed, so a resumed cell draws the same samples, and apart from the
+    training stream, so the checks change nothing else."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed, self.count = seed, 0
+
+    def next_generator(self, device: torch.device) -> torch.Generator:
+        self.count += 1
+        name = f"d-heldout/{self.seed}/{self.count}".encode()
+        seed = int.from_bytes(hashlib.sha256(name).digest()[:8], "little") >> 1
+        return torch.Generator(device).manual_seed(seed)
+
+    def state_dict(self) -> dict[str, int]:
+        return {"seed": self.seed, "count": self.count}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.seed, self.count = int(state["seed"]), int(state["count"])

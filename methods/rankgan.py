@@ -217,6 +217,10 @@ class RankGANTrainer(RolloutTrainer):
         pick = torch.randint(0, n, (self.cfg.reference_size,), generator=rng, device=rng.device)
         return self.positives[pick.to(self.device)]
 
+    def heldout_check(self) -> dict[str, float]:
+        """None: the ranker's class layer is never trained, so its "accuracy" means nothing."""
+        return {}
+
     def train_discriminator(self, steps: int, epochs: int) -> dict[str, float]:
         """`steps` ranker steps; each: fresh fakes vs. real sentences, shuffled once into mixed
         minibatches, `epochs` passes, one fresh reference set per minibatch ([CODE] main.py)."""

@@ -8,8 +8,16 @@ D(real) over `rollout_num` completions of the prefix Y_{1:t} drawn from G itself
 D(Y) at t = T, used as is (no baseline: the original; methods/seqgan_baseline.py subtracts one).
 D is methods/discriminator.py; the rollout is methods/rollout.py.
 
-`seqgan-const` is the control of issue #21 of the original repository: the same procedure, D
-trained as usual, but every reward replaced by a constant, so no rollout is made.
+Its variants, each a row of its own:
+- `seqgan-const`, the control of issue #21 of the original repository: the same procedure, D
+  trained as usual, but every reward replaced by a constant, so no rollout is made;
+- `seqgan-shuffled`, the real rollout rewards permuted across the batch at each position: the
+  rewards' distribution and all-positive drift kept, the link between a sequence and its own
+  reward cut (with the constant control it brackets what "the discriminator's signal" can mean);
+- `seqgan-d10`, ten times the d-steps after each update and in D's pre-training (the
+  discriminator-strength axis: `stronger_discriminator` in methods/pg.py);
+- `seqgan-oracle-d`, the rollout scored by the exact D* (methods/oracle_discriminator.py): no
+  discriminator trained.
 
 Source key: [HEAD] = LantaoYu/SeqGAN at e2b52fb (sequence_gan.py, discriminator.py, rollout.py),
 [PAPER] = the AAAI-17 paper; see shared/reference/seqgan-original.md.
@@ -24,7 +32,16 @@ from torch import Tensor
 
 from methods.base import MethodSpec
 from methods.config import hp
-from methods.pg import ROLLOUT_PRESETS, RolloutConfig, RolloutTrainer, budget
+from methods.oracle_discriminator import OracleRolloutTrainer, without_discriminator
+from methods.oracle_discriminator import budget as oracle_budget
+from methods.pg import (
+    ROLLOUT_PRESETS,
+    RolloutConfig,
+    RolloutTrainer,
+    budget,
+    stronger_discriminator,
+)
+from methods.policy import RolloutFields
 
 
 @dataclass(frozen=True)
@@ -45,7 +62,21 @@ class ConstConfig(Config):
     )
 
 
+@dataclass(frozen=True)
+class OracleConfig(RolloutFields):
+    """SeqGAN's generator and rollout fields; no discriminator fields: D* is exact."""
+
+
 PRESETS = ROLLOUT_PRESETS
+D10_PRESETS = stronger_discriminator(PRESETS, 10)
+ORACLE_PRESETS = without_discriminator(PRESETS, OracleConfig)
+
+
+def shuffle_positions(q: Tensor, rng: torch.Generator) -> Tensor:
+    """q (B, T) with each column permuted by its own uniformly random permutation of the batch:
+    every position keeps its multiset of values, no value stays tied to its own sequence."""
+    order = torch.rand(q.shape, generator=rng, device=rng.device).argsort(dim=0)  # (B, T)
+    return q.gather(0, order.to(q.device))
 
 
 class SeqGANTrainer(RolloutTrainer):
@@ -66,6 +97,31 @@ class ConstRewardTrainer(SeqGANTrainer):
         return torch.full(x.shape, self.cfg.constant_reward, device=x.device), {}
 
 
+class ShuffledRewardTrainer(SeqGANTrainer):
+    """seqgan-shuffled: the rollout's Q, each position's rewards permuted across the batch."""
+
+    method = "seqgan-shuffled"
+
+    def rewards(self, x: Tensor) -> tuple[Tensor, dict[str, float]]:
+        q, perf = self.rollout_rewards(x)  # (B, T)
+        return shuffle_positions(q, self.rng), perf
+
+
+class D10Trainer(SeqGANTrainer):
+    """seqgan-d10: SeqGAN's trainer; its presets hold the 10x d-steps."""
+
+    method = "seqgan-d10"
+
+
+class OracleDTrainer(OracleRolloutTrainer):
+    """seqgan-oracle-d: the rollout's completions scored by D*; no D is trained."""
+
+    method = "seqgan-oracle-d"
+
+    def rewards(self, x: Tensor) -> tuple[Tensor, dict[str, float]]:
+        return self.rollout_rewards(x)
+
+
 METHOD = MethodSpec(
     name="seqgan",
     summary="SeqGAN: CNN discriminator, Monte-Carlo rollout rewards, policy gradient",
@@ -82,4 +138,33 @@ CONST_METHOD = MethodSpec(
     presets=PRESETS,
     make_trainer=ConstRewardTrainer,
     budget=budget,
+)
+
+SHUFFLED_METHOD = MethodSpec(
+    name="seqgan-shuffled",
+    summary="SeqGAN with its rollout rewards permuted across the batch at each position "
+    "(control: the reward's distribution without its link to the sequence)",
+    config=Config,
+    presets=PRESETS,
+    make_trainer=ShuffledRewardTrainer,
+    budget=budget,
+)
+
+D10_METHOD = MethodSpec(
+    name="seqgan-d10",
+    summary="SeqGAN with 10x the discriminator's d-steps, in pre-training and after each update",
+    config=Config,
+    presets=D10_PRESETS,
+    make_trainer=D10Trainer,
+    budget=budget,
+)
+
+ORACLE_METHOD = MethodSpec(
+    name="seqgan-oracle-d",
+    summary="SeqGAN with the exact optimal discriminator D* = P/(P+G) scoring its rollouts; no D "
+    "trained",
+    config=OracleConfig,
+    presets=ORACLE_PRESETS,
+    make_trainer=OracleDTrainer,
+    budget=oracle_budget,
 )

@@ -6,6 +6,13 @@ with the per-token weight Q of the policy-gradient update replaced by an advanta
 position (an estimate of V(Y_{1:t-1})). Why both are unbiased, which baselines are not offered
 and why, and what to expect of NLL-oracle: docs/methods.md, "SeqGAN with a baseline"
 (shared/reference/pg-family.md §3).
+
+Two more rows: `seqgan-baseline-oracle-d`, the same advantages with the rollout scored by the
+exact D* (methods/oracle_discriminator.py, no D trained); and `seqgan-baseline-noise`, a control
+whose advantages are zero-mean noise with this method's per-position scale and no reward at all.
+Under Adam a small zero-mean gradient is rescaled to full-size steps, so the baseline arm's
+difference from SeqGAN may be injected noise rather than "the drift removed": this row tells
+the two apart.
 """
 
 from __future__ import annotations
@@ -18,7 +25,10 @@ from torch import Tensor
 
 from methods.base import MethodSpec
 from methods.config import ConfigError, hp
+from methods.oracle_discriminator import OracleRolloutTrainer, without_discriminator
+from methods.oracle_discriminator import budget as oracle_budget
 from methods.pg import ROLLOUT_PRESETS, RolloutConfig, RolloutTrainer, budget
+from methods.policy import RolloutFields
 
 Advantage = Callable[[Tensor], Tensor]  # Q (..., B, T) -> A (..., B, T)
 
@@ -56,8 +66,8 @@ ADVANTAGES: dict[str, Advantage] = {"loo": loo_advantage, "previous": previous_a
 
 
 @dataclass(frozen=True)
-class Config(RolloutConfig):
-    """SeqGAN's fields (methods/pg.py) and the baseline subtracted from its Q."""
+class BaselineFields(RolloutFields):
+    """The rollout's fields (methods/policy.py) and the baseline subtracted from its Q."""
 
     baseline: str = hp(
         "previous",
@@ -79,22 +89,57 @@ class Config(RolloutConfig):
             )
 
 
+@dataclass(frozen=True)
+class Config(RolloutConfig, BaselineFields):
+    """SeqGAN's fields (methods/pg.py) and the baseline subtracted from its Q."""
+
+
+@dataclass(frozen=True)
+class OracleConfig(BaselineFields):
+    """The rollout's and the baseline's fields; no discriminator fields: D* is exact."""
+
+
 PRESETS = ROLLOUT_PRESETS  # SeqGAN's presets, unchanged: the comparison varies only the baseline
+ORACLE_PRESETS = without_discriminator(PRESETS, OracleConfig)
 
 
-class SeqGANBaselineTrainer(RolloutTrainer):
-    """SeqGAN's step with the advantage of `cfg.baseline` in place of the rollout's Q."""
+def matched_noise(a: Tensor, rng: torch.Generator) -> Tensor:
+    """Gaussian noise (B, T) with, at every position t, exactly the root mean square over the
+    batch of the advantages a (B, T) (0 where a's is 0); independent of a's values otherwise."""
+    noise = torch.randn(a.shape, generator=rng, device=rng.device).to(a.device)  # (B, T)
+    scale = a.square().mean(dim=0).sqrt() / noise.square().mean(dim=0).sqrt()  # (T,)
+    return noise * scale
 
-    method = "seqgan-baseline"  # the CLI prefix its config errors name
 
-    def setup(self, cfg: Config) -> None:
-        super().setup(cfg)
-        self.advantage = ADVANTAGES[cfg.baseline]
+class BaselineRewards:
+    """The advantage of `cfg.baseline` in place of the rollout's Q, whichever D scores it."""
 
     def rewards(self, x: Tensor) -> tuple[Tensor, dict[str, float]]:
         q, perf = self.rollout_rewards(x)  # (B, T)
         # the raw Q's drift is what SeqGAN logs as train/reward; the update sees only A
-        return self.advantage(q), perf | {"train/q_mean": q.mean().item()}
+        return ADVANTAGES[self.cfg.baseline](q), perf | {"train/q_mean": q.mean().item()}
+
+
+class SeqGANBaselineTrainer(BaselineRewards, RolloutTrainer):
+    """SeqGAN's step with the advantage of `cfg.baseline` in place of the rollout's Q."""
+
+    method = "seqgan-baseline"  # the CLI prefix its config errors name
+
+
+class NoiseTrainer(SeqGANBaselineTrainer):
+    """seqgan-baseline-noise: the advantages replaced by noise of their per-position scale."""
+
+    method = "seqgan-baseline-noise"
+
+    def rewards(self, x: Tensor) -> tuple[Tensor, dict[str, float]]:
+        a, perf = super().rewards(x)  # (B, T)
+        return matched_noise(a, self.rng), perf
+
+
+class OracleDTrainer(BaselineRewards, OracleRolloutTrainer):
+    """seqgan-baseline-oracle-d: the advantages of a rollout scored by D*; no D is trained."""
+
+    method = "seqgan-baseline-oracle-d"
 
 
 METHOD = MethodSpec(
@@ -105,4 +150,24 @@ METHOD = MethodSpec(
     presets=PRESETS,
     make_trainer=SeqGANBaselineTrainer,
     budget=budget,
+)
+
+NOISE_METHOD = MethodSpec(
+    name="seqgan-baseline-noise",
+    summary="control: zero-mean Gaussian advantages at seqgan-baseline's per-position scale, no "
+    "reward (D and rollout run as in seqgan-baseline, only for the scale)",
+    config=Config,
+    presets=PRESETS,
+    make_trainer=NoiseTrainer,
+    budget=budget,
+)
+
+ORACLE_METHOD = MethodSpec(
+    name="seqgan-baseline-oracle-d",
+    summary="seqgan-baseline with the exact optimal discriminator D* scoring its rollouts; no D "
+    "trained",
+    config=OracleConfig,
+    presets=ORACLE_PRESETS,
+    make_trainer=OracleDTrainer,
+    budget=oracle_budget,
 )

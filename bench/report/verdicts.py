@@ -59,9 +59,33 @@ CONTRASTS = (
         "seqgan-const",
     ),
     Contrast(
+        "Does a reward tied to its own sequence matter? (SeqGAN against its shuffled rewards)",
+        "seqgan",
+        "seqgan-shuffled",
+    ),
+    Contrast(
         "Does an unbiased baseline change SeqGAN's result? (seqgan-baseline against SeqGAN)",
         "seqgan-baseline",
         "seqgan",
+    ),
+    Contrast(
+        "Is the baseline arm more than injected noise? (seqgan-baseline against matched noise)",
+        "seqgan-baseline",
+        "seqgan-baseline-noise",
+    ),
+    Contrast(
+        "Does a 10x discriminator change SeqGAN? (seqgan-d10 against SeqGAN)",
+        "seqgan-d10",
+        "seqgan",
+    ),
+    # the adversary's error switched off: each estimator with the exact D* against its learned D
+    *(
+        Contrast(
+            f"Does the exact discriminator change {m}? ({m}-oracle-d against {m})",
+            f"{m}-oracle-d",
+            m,
+        )
+        for m in ("seqgan", "seqgan-baseline", "maligan", "rloo", "rloo-kl")
     ),
 )
 
