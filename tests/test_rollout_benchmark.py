@@ -1,4 +1,5 @@
-"""Rollout cost per batch at the paper's configuration: the original's loops vs the fast rollout.
+"""Rollout cost per batch at the paper's configuration: the original's loops vs the fast rollout,
+and the fast rollout's completions scored by the exact oracle discriminator D* instead of D.
 
 B = 64 samples, N = 16 completions per prefix, T = 20, V = 5000, the paper's 7.0M-parameter
 discriminator. Run: `.venv/bin/pytest tests/test_rollout_benchmark.py --benchmark-only -p no:xdist`
@@ -16,6 +17,7 @@ import torch
 
 from methods.discriminator import Discriminator
 from methods.generator import LSTMGenerator
+from methods.oracle_discriminator import oracle_rollout_rewards
 from methods.rollout import (
     Workspace,
     completions_scored,
@@ -23,6 +25,7 @@ from methods.rollout import (
     reference_rollout_rewards,
 )
 from methods.seqgan import Config
+from oracle.model import random_oracle
 
 B, N, T, V = 64, 16, 20, 5000
 
@@ -104,3 +107,23 @@ def test_fast_rollout_paired_with_reference(benchmark, paper_setup):
             r / f for r, f in zip(reference_s, fast_s, strict=True)
         ]
         benchmark.extra_info["speedup_of_means"] = sum(reference_s) / sum(fast_s)
+
+
+@pytest.mark.benchmark(group="rollout")
+def test_oracle_rollout(benchmark, paper_setup):
+    """The same batch's rollout scored by the exact D* of a paper-size oracle instead of the
+    learned D (methods/oracle_discriminator.py): log P and log G of every completion."""
+    generator, _, x = paper_setup
+    oracle = random_oracle(1)  # V = 5000, E = H = 32, T = 20: the paper oracle's shapes
+    rng, workspace = torch.Generator().manual_seed(3), Workspace()
+    chunk = Config().rollout_chunk
+    q = benchmark.pedantic(
+        lambda: oracle_rollout_rewards(generator, oracle, x, N, rng, chunk, workspace),
+        rounds=5,
+        iterations=1,
+    )
+    assert q.shape == (B, T) and ((q >= 0) & (q <= 1)).all()
+    d_star = torch.sigmoid(oracle.log_prob(x) - generator.log_prob(x))  # (B,)
+    assert torch.allclose(q[:, -1], d_star, atol=1e-5)
+    if not benchmark.disabled:
+        benchmark.extra_info["ms_per_batch"] = 1000 * benchmark.stats.stats.mean
