@@ -19,7 +19,7 @@ from bench.store.generators import StoredGeneratorError, load_generator, rebuild
 from bench.store.tracker import TrackingError, check_uri, default_uri
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> OneLineParser:
     p = OneLineParser(
         prog="python -m bench.sample",
         description="Sample token-id sequences from the generator a finished cell kept.",
@@ -33,6 +33,11 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or ./mlflow.db)",
     )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
     if args.n < 1 or not args.temperature > 0:
         p.error("--n must be >= 1 and --temperature > 0")

@@ -15,7 +15,7 @@ from bench.store.tracker import Tracker, TrackingError, default_uri
 from methods.config import ConfigError
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench.report",
         description="Rebuild the tables and plots of a finished "
@@ -47,7 +47,11 @@ def main(argv: list[str] | None = None) -> int:
         help="margin of the verdicts' equivalence tests, nats per token (default "
         f"{DEFAULT_MARGIN}: bench/report/verdicts.py says why)",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         if not 0 < args.equivalence_margin < float("inf"):
             raise ConfigError(

@@ -31,6 +31,9 @@ COLUMNS = {
     "sweep/best_jeffreys": ("best Jeffreys over α ↓", True),
     "sweep/best_jeffreys_alpha": ("α at best Jeffreys", True),
     "sweep/rkl_at_best_fkl": ("reverse KL at best baseline's α=1 forward KL ↓", True),
+    # a learned discriminator's accuracy on held-out oracle rows and fresh samples (its checks
+    # after the last evaluation window's updates, averaged): 0.5 is chance
+    "train/d_heldout_acc": ("D held-out accuracy", False),
     "perf/update_ms_mean": ("ms / G update", True),
     "perf/rollout_ms_mean": ("rollout ms / batch", True),
     "perf/setup_s": ("setup s", True),
