@@ -19,6 +19,7 @@ from bench.cells.plan import (
 )
 from bench.config import PRESETS as BENCH_PRESETS
 from bench.config import BenchConfig
+from bench.help import epilog, group_help
 from bench.store.tracker import default_uri
 from bench.train.pretrain import PRESETS as PRETRAIN_PRESETS
 from bench.train.pretrain import PretrainConfig
@@ -45,114 +46,121 @@ class OneLineParser(argparse.ArgumentParser):
 def build_parser() -> OneLineParser:
     p = OneLineParser(
         prog="python -m bench.run",
+        usage="python -m bench.run [--methods M] [--seeds S] [--preset P] [options]",
         description="Train generators of discrete sequences with each method on the same LSTM, "
         "score them against a known LSTM oracle, track in MLflow and print a comparison table.",
+        epilog=epilog(METHODS),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument(
-        "--methods", default="all", help=f"comma-separated methods, or 'all' ({', '.join(METHODS)})"
-    )
+    p.add_argument("--methods", default="all", help="comma-separated methods (below), or 'all'")
     p.add_argument(
         "--seeds",
         nargs="+",
         default=["1"],
         metavar="S",
-        help="replicate seeds: one number N means N seeds (0..N-1); several numbers "
-        "(or a comma list such as '7,') are the seeds themselves (default: 1 seed)",
+        help="N: seeds 0..N-1 (default 1); several numbers, or '7,': those seeds",
     )
     p.add_argument(
-        "--preset",
-        default="quick",
-        choices=PRESET_NAMES,
-        help="smoke: tiny, for tests; quick (default): reduced budgets sized for 2 CPU cores "
-        "(README, Presets and timings); long: every method's paper-preset number of generator "
-        "updates and the paper's pre-training, with quick's reduced discriminators (CPU-sized); "
-        "paper: the SeqGAN paper's schedule, for a GPU",
+        "--preset", default="quick", choices=PRESET_NAMES, help="budgets (below; default quick)"
     )
-    p.add_argument("--device", default="auto", choices=DEVICES, help="auto picks CUDA when present")
+    p.add_argument("--device", default="auto", choices=DEVICES, help="auto: CUDA when present")
     p.add_argument(
         "--oracle",
         default="random",
         choices=ORACLES,
-        help="random: a seeded N(0,1) LSTM oracle; seqgan-paper: the paper's own "
-        "parameter file (see --oracle-path)",
+        help="a seeded N(0,1) LSTM, or the SeqGAN paper's parameter file",
     )
     p.add_argument(
         "--oracle-path",
         default=str(DEFAULT_PAPER_ORACLE),
-        help="the paper's target_params_py3.pkl (for --oracle seqgan-paper)",
+        metavar="FILE",
+        help="the paper's target_params_py3.pkl (docs/reproducing-the-paper.md)",
     )
     p.add_argument(
         "--oracle-seed",
         default=66,
         type=int,
-        help="task seed of the random oracle (default 66, the original code's seed)",
+        metavar="N",
+        help="task seed of the random oracle (default 66, the original code's)",
     )
     p.add_argument(
         "--tracking-uri",
         default=None,
-        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else the embedded "
-        "SQLite store ./mlflow.db)",
+        metavar="URI",
+        help="MLflow store (default $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)",
     )
-    p.add_argument("--experiment", default="seqgan-bench", help="MLflow experiment name")
+    p.add_argument("--experiment", default="seqgan-bench", metavar="NAME", help="MLflow experiment")
     p.add_argument(
-        "--reports-dir", default="reports", help="tables and plots go to <dir>/<experiment>/"
+        "--reports-dir", default="reports", metavar="DIR", help="reports go to DIR/<experiment>/"
     )
     p.add_argument(
         "--executor",
         default="local",
         choices=("local", "ray"),
-        help="local: cells on this machine (see --jobs); ray: one Ray task per cell "
-        "(needs pip install '.[ray]'), a GPU per task when the cluster has GPUs",
+        help="cells on this machine, or one Ray task per cell (pip install '.[ray]')",
     )
     p.add_argument(
         "--jobs",
         default=1,
         type=int,
         metavar="N",
-        help="local executor: run N cells at once in worker processes, each with "
-        "cores/N torch threads (default 1: cells one after another in this process)",
+        help="local: N cells at once in worker processes, cores split among them",
     )
     p.add_argument(
         "--ray-address",
         default=None,
-        help="address of a running Ray cluster (default: start a local one); its workers must "
-        "reach --tracking-uri and --cache-dir",
+        metavar="ADDR",
+        help="a running Ray cluster (default: start one)",
     )
     p.add_argument(
-        "--force",
-        action="store_true",
-        help="re-run cells that already finished in the MLflow store (default: reuse them)",
+        "--force", action="store_true", help="re-run cells already finished in the store"
     )
     p.add_argument(
         "--plan",
         action="store_true",
-        help="print what each cell would do (reuse which run, resume from which update, "
-        "skip as running elsewhere, or train) with a time estimate from earlier runs, and exit "
-        "without training or writing to the store",
+        help="print what each cell would do (reuse, resume, train) and its time estimate; "
+        "train nothing",
     )
     p.add_argument(
         "--cache-dir",
         default=".cache",
-        help="cached oracle data, MLE pre-trainings, cell checkpoints and locks",
+        metavar="DIR",
+        help="oracle data, pre-trainings, checkpoints, locks (default .cache)",
     )
-    for prefix, (cfg_cls, _, title) in SHARED.items():
-        _add_config_options(p, prefix, cfg_cls, title)
+    p.add_argument(
+        "--help-options",
+        metavar="NAME",
+        help="NAME's options (a method, 'bench' or 'pretrain'), valued as in --preset",
+    )
+    for prefix, (cfg_cls, _, _) in SHARED.items():
+        _add_config_options(p, prefix, cfg_cls)
     for name, spec in METHODS.items():
-        _add_config_options(p, name, spec.config, spec.summary)
+        _add_config_options(p, name, spec.config)
     return p
 
 
-def _add_config_options(p: argparse.ArgumentParser, prefix: str, cfg_cls: type, title: str):
-    group = p.add_argument_group(f"{prefix}: {title}")
+def _add_config_options(p: argparse.ArgumentParser, prefix: str, cfg_cls: type):
+    """--PREFIX.FIELD for every field, parsed but left out of --help (--help-options shows them:
+    21 methods' fields would be 1,500 lines)."""
     for f in dataclasses.fields(cfg_cls):
-        flag = f"--{prefix}.{f.name.replace('_', '-')}"
-        group.add_argument(
-            flag,
+        p.add_argument(
+            f"--{prefix}.{f.name.replace('_', '-')}",
             dest=f"cfg:{prefix}:{f.name}",
             default=None,
-            metavar="V",
-            help=f.metadata.get("help", ""),
+            help=argparse.SUPPRESS,
         )
+
+
+def options_help(name: str, preset: str) -> str:
+    """--help-options NAME's text, or a ConfigError naming what is valid."""
+    groups = {p: (cfg, presets) for p, (cfg, presets, _) in SHARED.items()}
+    groups |= {n: (spec.config, spec.presets) for n, spec in METHODS.items()}
+    if name not in groups:
+        raise ConfigError(
+            f"--help-options {name!r}: choose a method ({', '.join(METHODS)}), 'bench' or "
+            "'pretrain'"
+        )
+    return group_help(name, *groups[name], preset)
 
 
 def parse_methods(text: str) -> list[str]:
@@ -225,6 +233,9 @@ def check_batches(configs: dict[str, object], n_train: int) -> None:
 
 def make_plan(argv: list[str] | None) -> Plan:
     args = build_parser().parse_args(argv)
+    if args.help_options is not None:
+        print(options_help(args.help_options, args.preset))
+        raise SystemExit(0)
     overrides: dict[str, dict[str, str]] = {}
     for dest, value in vars(args).items():
         if dest.startswith("cfg:") and value is not None:

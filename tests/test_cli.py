@@ -1,5 +1,6 @@
 """Bad input, tried as a new user would: one line naming the value and what is valid, exit 2."""
 
+import dataclasses
 import pickle
 import subprocess
 import sys
@@ -8,7 +9,11 @@ import numpy as np
 import pytest
 
 from bench.cli import build_parser, parse_seeds
+from bench.config import BenchConfig
+from bench.help import SOURCE_TAGS, field_text
 from bench.run import main
+from bench.train.pretrain import PretrainConfig
+from methods import METHODS
 from tests.test_oracle import _Payload
 
 
@@ -215,27 +220,57 @@ def test_the_real_cli_exits_2_without_traceback():
     assert "Traceback" not in proc.stderr
 
 
-def test_help_documents_every_option():
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--help"], capture_output=True, text=True, timeout=120
+def _run(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "bench.run", *args], capture_output=True, text=True, timeout=120
     )
+
+
+def test_help_is_a_page_with_the_general_options_the_methods_and_the_presets():
+    proc = _run("--help")
     assert proc.returncode == 0
-    for flag in (
-        "--methods",
-        "--seeds",
-        "--preset",
-        "--device",
-        "--oracle",
-        "--tracking-uri",
-        "--experiment",
-        "--mle.lr",
-        "--bench.n-train",
-        "--plan",
-    ):
+    lines = proc.stdout.splitlines()
+    assert len(lines) <= 80
+    for flag in ("--methods", "--seeds", "--preset", "--device", "--oracle", "--tracking-uri"):
         assert flag in proc.stdout
-    assert "Adam learning rate" in proc.stdout
+    assert "--experiment" in proc.stdout and "--plan" in proc.stdout
+    assert "--help-options NAME" in proc.stdout
+    for name, spec in METHODS.items():  # one line each: name and summary
+        assert any(line.split()[:1] == [name] and spec.summary in line for line in lines), name
+    for tag in SOURCE_TAGS:
+        assert any(line.strip().startswith(tag) for line in lines), tag  # explained
+    assert "--mle.lr" not in proc.stdout  # per-method options: --help-options
     undocumented = [a.dest for a in build_parser()._actions if not (a.help or "").strip()]
     assert undocumented == []  # every option, every method's every field, has help text
+
+
+def test_help_options_shows_a_methods_fields_with_the_presets_values_and_the_papers():
+    proc = _run("--help-options", "seqgan", "--preset", "quick")
+    assert proc.returncode == 0
+    assert "--seqgan.updates  [quick: 40; paper: 200]" in proc.stdout
+    assert "--seqgan.d-steps  [quick: 1; paper: 5]" in proc.stdout
+    assert "(default from: [HEAD] TOTAL_BATCH)" in proc.stdout
+    assert "(default 200" not in proc.stdout  # the paper's default is shown as such, not alone
+    mle = _run("--help-options", "mle", "--preset", "smoke").stdout
+    assert "--mle.updates  [smoke: 10; paper: 200]" in mle and "Adam learning rate" in mle
+    bench = _run("--help-options", "bench").stdout
+    assert "--bench.n-train  [quick: " in bench
+    pretrain = _run("--help-options", "pretrain", "--preset", "paper").stdout
+    assert "--pretrain.epochs  [paper: 120]" in pretrain
+
+
+def test_help_options_of_an_unknown_name_is_one_line():
+    proc = _run("--help-options", "gan")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert proc.stderr.startswith("bench.run: error: --help-options 'gan': choose a method (")
+
+
+def test_every_field_help_splits_into_text_and_source():
+    configs = [spec.config for spec in METHODS.values()] + [BenchConfig, PretrainConfig]
+    for cfg in configs:
+        for f in dataclasses.fields(cfg):
+            text, source = field_text(f)
+            assert text and "(default " not in text, (cfg, f.name)
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,8 @@ annealed from 1 to 100. At intermediate beta many entries of those rows are subn
 (below 1.18e-38: too small for float32's normal range, not yet rounded to zero), and CPU
 arithmetic on subnormals is many times slower; at large beta they underflow to exact zeros and the
 cost falls back. This is most likely why a `long` gumbel cell's time per 200 updates grew from
-99 s to 571 s while beta rose from 1 to about 8 on the paper's oracle (docs/performance.md, "Gumbel on CPU").
+99 s to 571 s while beta rose from 1 to about 8 on the paper's oracle (docs/performance.md,
+"Gumbel on CPU").
 Not shown: that the trained generator's rows hold them; these synthetic logits make subnormals
 only from beta of about 5.
 

@@ -20,7 +20,7 @@ LAYERS = (
     {"bench.store"},
     {"bench.cells"},
     {"bench.report"},
-    {"bench.cli", "bench.run", "bench.rescore", "bench.sample"},
+    {"bench.cli", "bench.help", "bench.run", "bench.rescore", "bench.sample"},
 )
 
 
