@@ -1,8 +1,8 @@
 """Fraction of subnormal entries in a gumbel cell's relaxed one-hot rows, from its checkpoint.
 
 The gumbel method feeds its critic softmax(beta (logits + g)); entries that are nonzero but below
-float32's smallest normal (1.18e-38) are slow on CPU (docs/performance.md, "Gumbel on CPU"). This loads the
-generator of a gumbel cell's checkpoint (`<cache-dir>/checkpoints/<key>.pt`; the default sizes:
+float32's smallest normal (1.18e-38) are slow on CPU (docs/performance.md, "Gumbel on CPU").
+This loads the generator of a gumbel cell's checkpoint (`<cache-dir>/checkpoints/<key>.pt`; the default sizes:
 V = 5000, T = 20, 32 units), samples one batch of 64 sequences per beta with a fixed seed and
 prints that fraction.
 
