@@ -2,9 +2,9 @@
 
 The gumbel method feeds its critic softmax(beta (logits + g)); entries that are nonzero but below
 float32's smallest normal (1.18e-38) are slow on CPU (docs/performance.md, "Gumbel on CPU").
-This loads the generator of a gumbel cell's checkpoint (`<cache-dir>/checkpoints/<key>.pt`; the default sizes:
-V = 5000, T = 20, 32 units), samples one batch of 64 sequences per beta with a fixed seed and
-prints that fraction.
+This loads the generator of a gumbel cell's checkpoint (`<cache-dir>/checkpoints/<key>.pt`; the
+default sizes: V = 5000, T = 20, 32 units), samples one batch of 64 sequences per beta with a
+fixed seed and prints that fraction.
 
     python tools/subnormal_check.py .cache/checkpoints/<key>.pt --betas 1 2.2 3 5 8.6 30 100
 """
