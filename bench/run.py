@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 from bench.cells.allocator import keep_freed_memory
 from bench.cells.choose import cells_to_run
@@ -105,7 +106,7 @@ def report(tracker: Tracker, parent: str, plan: Plan) -> int:
     from bench.report.table import print_table
     from bench.report.write import write_report
 
-    out_dir = plan.reports_dir / plan.experiment
+    out_dir, kept = report_dir(plan.reports_dir / plan.experiment, plan.methods, parent)
     rebuild = (
         f"python -m bench.report --experiment {plan.experiment} --run-id {parent} "
         f"--tracking-uri {plan.tracking_uri}"
@@ -130,9 +131,42 @@ def report(tracker: Tracker, parent: str, plan: Plan) -> int:
         written.table, f"{plan.experiment}: preset {plan.preset}, oracle {plan.oracle.kind}"
     )
     print(
-        f"report: {out_dir / 'README.md'}  (MLflow parent run {parent}, store {plan.tracking_uri})"
+        f"report: {out_dir / 'README.md'} covers {len(plan.methods)} method(s) x "
+        f"{len(plan.seeds)} seed(s) (MLflow parent run {parent}, store {plan.tracking_uri})"
     )
+    if kept:
+        print(
+            f"kept: {kept / 'README.md'}, the report of an earlier invocation that covers "
+            "methods this one did not run"
+        )
+    print(mlflow_hint(plan.tracking_uri, tracker.experiment_id))
     return 0
+
+
+def report_dir(out_dir: Path, methods: list[str], parent: str) -> tuple[Path, Path | None]:
+    """Where this invocation's report goes, and the fuller report it must not replace (or None):
+    a report already in `out_dir` whose table has a method this invocation did not run is kept,
+    and this one goes to `out_dir/<parent run id>/`."""
+    table = out_dir / "table.csv"
+    if not table.is_file():
+        return out_dir, None
+    try:
+        earlier = {line.split(",", 1)[0] for line in table.read_text().splitlines()[1:]}
+    except (OSError, UnicodeDecodeError):
+        return out_dir, None
+    if earlier - {"oracle", "unigram", "uniform"} - set(methods):
+        return out_dir / parent, out_dir
+    return out_dir, None
+
+
+def mlflow_hint(uri: str, experiment_id: str) -> str:
+    """How to look at this experiment in MLflow's UI: the command for a local store, and the
+    runs view's address (`workflowType=machine_learning`: without it MLflow 3 may open its
+    GenAI pages)."""
+    view = f"#/experiments/{experiment_id}?workflowType=machine_learning"
+    if uri.startswith(("http://", "https://")):
+        return f"MLflow: {uri.rstrip('/')}/{view}"
+    return f"MLflow: mlflow ui --backend-store-uri {uri}  then  http://127.0.0.1:5000/{view}"
 
 
 def main(argv: list[str] | None = None) -> int:
