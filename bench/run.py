@@ -22,6 +22,7 @@ from bench.cli import check_writable, make_plan
 from bench.store.liveness import driver_tags
 from bench.store.provenance import environment_tags, mlflow_context_tags
 from bench.store.tracker import StoreGone, Tracker, TrackingError, check_uri, server_gone
+from methods import METHODS
 from methods.config import ConfigError, flatten
 from oracle.data import build_oracle, load_task
 from oracle.model import OracleFileError
@@ -58,7 +59,7 @@ def execute(plan: Plan) -> int:
         "source_version": plan.code["pretrain"],
     }
     parent = tracker.start(
-        f"bench-{time.strftime('%Y%m%d-%H%M%S')}", tags | parent_tags | driver_tags()
+        parent_name(plan, time.strftime("%m-%d %H:%M")), tags | parent_tags | driver_tags()
     )
     tracker.log_params(
         parent,
@@ -141,6 +142,19 @@ def report(tracker: Tracker, parent: str, plan: Plan) -> int:
         )
     print(mlflow_hint(plan.tracking_uri, tracker.experiment_id))
     return 0
+
+
+def parent_name(plan: Plan, when: str) -> str:
+    """A parent run's name that tells invocations apart in MLflow's run list (which cuts long
+    names): preset, methods, seeds, then the time, e.g. 'quick · all 21 · 3 seeds · 12-07 02:10'."""
+    if plan.methods == list(METHODS):
+        methods = f"all {len(plan.methods)}"
+    else:
+        methods = ",".join(plan.methods[:3]) + (
+            f" +{len(plan.methods) - 3}" if len(plan.methods) > 3 else ""
+        )
+    seeds = f"{len(plan.seeds)} seed{'s' if len(plan.seeds) > 1 else ''}"
+    return f"{plan.preset} · {methods} · {seeds} · {when}"
 
 
 def report_dir(out_dir: Path, methods: list[str], parent: str) -> tuple[Path, Path | None]:

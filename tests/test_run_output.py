@@ -1,7 +1,10 @@
 """What bench.run says at its end: where the report went (never over a fuller one) and how to
 open the experiment in MLflow."""
 
-from bench.run import mlflow_hint, report_dir
+from types import SimpleNamespace
+
+from bench.run import mlflow_hint, parent_name, report_dir
+from methods import METHODS
 
 
 def _table(path, methods):
@@ -33,3 +36,11 @@ def test_the_mlflow_hint_names_the_ui_command_or_the_servers_runs_view():
     )
     server = mlflow_hint("http://127.0.0.1:5055/", "3")
     assert server == "MLflow: http://127.0.0.1:5055/#/experiments/3?workflowType=machine_learning"
+
+
+def test_the_parent_run_name_says_preset_methods_and_seeds_first():
+    every = SimpleNamespace(preset="quick", methods=list(METHODS), seeds=[0, 1, 2])
+    expected = f"quick · all {len(METHODS)} · 3 seeds · 12-07 02:10"
+    assert parent_name(every, "12-07 02:10") == expected
+    few = SimpleNamespace(preset="smoke", methods=["mle", "seqgan", "cot", "rloo"], seeds=[0])
+    assert parent_name(few, "t") == "smoke · mle,seqgan,cot +1 · 1 seed · t"
