@@ -27,6 +27,23 @@ def _plan_rows(out: str) -> dict[tuple[str, int], str]:
     return rows
 
 
+def test_plan_on_a_store_that_does_not_exist_creates_no_store_and_no_data(tmp_path, capsys):
+    uri = f"sqlite:///{tmp_path / 'new.db'}"
+    argv = _argv(tmp_path, uri, "--methods", "mle,seqgan", "--plan")
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert set(_plan_rows(out)) == {("mle", 0), ("seqgan", 0)}
+    assert "oracle: compute, unigram: compute, uniform: compute" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no store, no cache, no reports
+
+
+def test_the_plans_reference_names_are_the_reference_rows(task):
+    from bench.metrics.evaluate import reference_models
+    from bench.report.plan import REFERENCE_NAMES
+
+    assert tuple(reference_models(task)) == REFERENCE_NAMES
+
+
 def test_plan_on_an_empty_store_trains_every_cell_and_writes_nothing(tmp_path, mlflow_uri, capsys):
     argv = _argv(tmp_path, mlflow_uri, "--methods", "mle", "--seeds", "2", "--plan")
     assert main(argv) == 0

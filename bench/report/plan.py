@@ -1,8 +1,8 @@
 """`bench.run --plan`: say what each cell would do (reuse, resume, skip, train) and for how long.
 
-Nothing is trained and nothing is written to the store: no parent run, no report. The store is
-only read (an SQLite file that does not exist yet is created empty, as MLflow does on opening
-it), and the task's data is loaded, so a first plan fills the data cache like a run would.
+Nothing is trained and nothing is written: no parent run, no report, no store (an SQLite file
+that does not exist yet is left uncreated: nothing in it to reuse) and no data cache (a cell's
+key needs the task's identity, the oracle's digest, not its sampled data).
 """
 
 from __future__ import annotations
@@ -10,16 +10,17 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
+import torch
 from mlflow import MlflowClient
 
 from bench.cells.checkpoint import cell_busy, checkpoint_path, load_checkpoint
 from bench.cells.keys import cell_key, reference_key
 from bench.cells.plan import Plan
-from bench.metrics.evaluate import reference_models
-from bench.store.tracker import Tracker, TrackingError, check_uri
-from oracle.data import build_oracle, load_task
+from bench.store.tracker import Tracker, TrackingError, check_uri, sqlite_path
+from oracle.data import Task, build_oracle
 
 ACTIONS = ("reuse", "resume", "elsewhere", "train")
+REFERENCE_NAMES = ("oracle", "unigram", "uniform")  # bench.metrics.evaluate.reference_models
 
 
 @dataclass
@@ -46,9 +47,10 @@ class Row:
 
 def print_plan(plan: Plan) -> int:
     """Print the plan of `plan`'s cells and reference rows and a total; train nothing."""
-    build_oracle(plan.oracle)  # a bad oracle file fails here, as it would in a run
+    oracle, identity = build_oracle(plan.oracle)  # a bad oracle file fails here, as in a run
     tracker = open_store(plan)
-    task = load_task(plan.oracle, plan.bench.n_train, plan.bench.n_test, plan.cache_dir)
+    empty = torch.zeros(0, oracle.seq_len, dtype=torch.long)
+    task = Task(oracle, identity, empty, empty)  # the keys read its identity only
     estimates = {m: estimate(tracker, m, plan.preset, plan.code[m]) for m in plan.methods}
     rows = [
         cell_row(plan, tracker, method, seed, cell_key(plan, method, seed, task), estimates[method])
@@ -62,7 +64,7 @@ def print_plan(plan: Plan) -> int:
 def reference_rows(plan: Plan, tracker: Tracker | None, task) -> dict[str, str]:
     """Each reference row's fate: reused (which run) or computed (a few seconds)."""
     refs = {}
-    for name in reference_models(task):
+    for name in REFERENCE_NAMES:
         key = reference_key(plan, name, task)
         finished = None if plan.force or tracker is None else tracker.finished_run(key)
         refs[name] = f"reuse run {finished}" if finished else "compute"
@@ -72,6 +74,9 @@ def reference_rows(plan: Plan, tracker: Tracker | None, task) -> dict[str, str]:
 def open_store(plan: Plan) -> Tracker | None:
     """The experiment's store for reading; None when the experiment does not exist yet."""
     check_uri(plan.tracking_uri)
+    db = sqlite_path(plan.tracking_uri)
+    if db is not None and not db.exists():  # opening it would create it
+        return None
     try:
         exists = MlflowClient(plan.tracking_uri).get_experiment_by_name(plan.experiment)
     except Exception as e:
