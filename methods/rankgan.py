@@ -69,7 +69,8 @@ class Config(RolloutConfig):
         False,
         "subtract the reward of a ranker that scores all alike (1/B; -log B for log-rank): a "
         "constant, unbiased baseline",
-        source="[CODE] has none; pg-family.md §2.4 pitfall 3",
+        source="[CODE] has none; a constant baseline leaves the gradient unbiased "
+        "(docs/methods.md, RankGAN)",
     )
     discriminator_init: str = hp(
         "rankgan",

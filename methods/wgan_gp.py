@@ -97,8 +97,10 @@ class Config:
         "sees p_1, so the first step gets gradient too). 'gumbel-soft': softmax((o_t + g_t) / "
         "tau) @ E with Gumbel noise g_t at every step ([KHL]'s Gumbel-softmax feedback; the "
         "critic still sees p_t = softmax(o_t), not the noisy vector)",
-        source="relaxation-gans.md §1.4 (the recipe's z) and [KHL]; 'sampled-first' is the "
-        "smallest change that makes fake rows differ without a noise input",
+        source="the usual port of [WGAN] to an LSTM starts from a noise z (h_0 = f(z)), which "
+        "the shared generator lacks, and [KHL]; 'sampled-first' is the smallest change that "
+        "makes fake rows differ without a noise input (docs/methods.md, WGAN-GP on softmax "
+        "outputs)",
         choices=("soft", "sampled-first", "gumbel-soft"),
     )
     tau_feedback: float = hp(
@@ -107,7 +109,7 @@ class Config:
         "(unused otherwise): large tau flattens the fed-back vector, small tau approaches a hard "
         "Gumbel-max sample (exact but with vanishing gradient)",
         source="1 keeps the fed-back vector a noisy version of p_t itself; [KHL] anneal tau "
-        "(their schedule is not verified in relaxation-gans.md §2.1)",
+        "(their schedule is not verified here)",
         check="positive",
     )
 
