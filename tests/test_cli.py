@@ -1,6 +1,5 @@
 """Bad input, tried as a new user would: one line naming the value and what is valid, exit 2."""
 
-import dataclasses
 import pickle
 import subprocess
 import sys
@@ -9,131 +8,23 @@ import numpy as np
 import pytest
 
 from bench.cli import build_parser, parse_seeds
-from bench.config import BenchConfig
-from bench.help import SOURCE_TAGS, field_text
+from bench.help import SOURCE_TAGS
 from bench.run import main
-from bench.train.pretrain import PretrainConfig
 from methods import METHODS
+from tests.bad_input_cases import ORACLE_FILES, RUN_OPTIONS
 from tests.test_oracle import _Payload
 
 
 def _bad_oracle_files(tmp, paper_oracle):
-    files = {
-        "missing": tmp / "nope.pkl",
-        "truncated": tmp / "trunc.pkl",
-        "not-pickle": tmp / "text.pkl",
-        "shapes": tmp / "shapes.pkl",
-        "payload": tmp / "evil.pkl",
-    }
-    files["not-pickle"].write_text("hello")
-    files["truncated"].write_bytes(paper_oracle.read_bytes()[:5000])
-    files["shapes"].write_bytes(pickle.dumps([np.zeros((4, 4), np.float32)] * 15))
-    files["payload"].write_bytes(pickle.dumps([_Payload()]))
-    return files
+    """The files of ORACLE_FILES, in `tmp` (missing.pkl stays missing)."""
+    (tmp / "text.pkl").write_text("hello")
+    (tmp / "trunc.pkl").write_bytes(paper_oracle.read_bytes()[:5000])
+    (tmp / "shapes.pkl").write_bytes(pickle.dumps([np.zeros((4, 4), np.float32)] * 15))
+    (tmp / "evil.pkl").write_bytes(pickle.dumps([_Payload()]))
 
 
-CASES = [
-    (
-        ["--methods", "foo"],
-        "unknown method 'foo' in --methods; choose from all, pretrained, mle, mle-es",
-    ),
-    (["--methods", ""], "--methods is empty"),
-    (["--methods", "mle,mle"], "method 'mle' is listed twice"),
-    (["--mle.batch-size", "0"], "--mle.batch-size=0 is not valid: must be > 0"),
-    (["--mle.batch-size", "-3"], "--mle.batch-size=-3 is not valid: must be > 0"),
-    (["--mle.batch-size", "2.5"], "--mle.batch-size='2.5' is not valid: expected int"),
-    (["--mle.lr", "-0.1"], "--mle.lr=-0.1 is not valid: must be > 0"),
-    (["--mle.lr", "fast"], "--mle.lr='fast' is not valid: expected float"),
-    (["--bench.n-train", "0"], "--bench.n-train=0 is not valid: must be > 0"),
-    (["--bench.sweep-alphas", "0"], "--bench.sweep-alphas='0' is not valid: must be a non-empty"),
-    (["--bench.sweep-alphas", "1,-2"], "--bench.sweep-alphas='1,-2' is not valid"),
-    (["--bench.sweep-alphas", ""], "--bench.sweep-alphas='' is not valid"),
-    (["--seqgan.rollout-num", "0"], "--seqgan.rollout-num=0 is not valid: must be > 0"),
-    (["--seqgan.rollout-num", "1.5"], "--seqgan.rollout-num='1.5' is not valid: expected int"),
-    (["--gumbel.beta-max", "-1"], "--gumbel.beta-max=-1.0 is not valid"),
-    (
-        ["--seqgan.discriminator-filter-sizes", "2,x"],
-        "--seqgan.discriminator-filter-sizes='2,x' is not valid: must be a",
-    ),
-    (
-        ["--seqgan.discriminator-num-filters", "8,8,8"],
-        "discriminator-filter-sizes '2,3' has 2 widths but discriminator-num-filters",
-    ),
-    (
-        [
-            "--seqgan.discriminator-filter-sizes",
-            "50,60",
-            "--seqgan.discriminator-num-filters",
-            "8,8",
-        ],
-        "--seqgan.discriminator-filter-sizes='50,60' is not valid: widths must be <= T = 20",
-    ),
-    (
-        ["--wgan-gp.critic-filter-sizes", "3,21"],
-        "--wgan-gp.critic-filter-sizes='3,21' is not valid: widths must be <= T = 20",
-    ),
-    (
-        ["--gumbel.critic-filter-sizes", "40"],
-        "--gumbel.critic-filter-sizes='40' is not valid: widths must be <= T = 20",
-    ),
-    (
-        ["--seqgan.rollout-num", "100000000"],
-        "rollout-num=100000000 exceeds rollout-chunk=1024",
-    ),
-    (
-        ["--seqgan.rollout-chunk", "100000000"],
-        "rollout-chunk=100000000 exceeds 65536",
-    ),
-    (["--seqgan-const.constant-reward", "0"], "--seqgan-const.constant-reward=0.0 is not valid"),
-    (
-        ["--methods", "mle", "--seqgan.rollout-num", "8"],
-        "--seqgan.rollout-num applies to method 'seqgan', which is not in --methods",
-    ),
-    (["--wgan-gp.feedback", "hard"], "--wgan-gp.feedback='hard' is not valid; choose from"),
-    (["--seeds", "x"], "--seeds 'x' is not an integer"),
-    (["--seeds", "0"], "a count of seeds must be in 1..10000"),
-    (["--seeds", "1", "1"], "seeds must be distinct"),
-    (["--jobs", "0"], "--jobs 0: must be >= 1"),
-    (["--jobs", "2", "--executor", "ray"], "--jobs 2 applies to --executor local"),
-    (["--jobs", "two"], "argument --jobs: invalid int value: 'two'"),
-    (["--preset", "huge"], "invalid choice: 'huge'"),
-    (["--device", "tpu"], "invalid choice: 'tpu'"),
-    (["--mle.nope", "1"], "unrecognized arguments: --mle.nope"),
-    (["--tracking-uri", "ftp://host/x"], "unknown scheme 'ftp'"),
-    (["--mle.lr", "inf"], "--mle.lr=inf is not valid: must be a finite number"),
-    (["--pretrain.lr", "nan"], "--pretrain.lr=nan is not valid: must be a finite number"),
-    (["--pretrain.epochs", "0"], "--pretrain.epochs=0 is not valid: must be > 0"),
-    (
-        ["--methods", "seqgan", "--mle.lr", "1e-3"],
-        "--mle.lr applies to method 'mle', which is not in --methods",
-    ),
-    (
-        ["--bench.n-train", "1"],
-        "--pretrain.batch-size=64 exceeds --bench.n-train=1: a minibatch must fit",
-    ),
-    (
-        ["--pretrain.batch-size", "100000"],
-        "--pretrain.batch-size=100000 exceeds --bench.n-train=1000: a minibatch must fit",
-    ),
-    (
-        ["--mle.batch-size", "100000"],
-        "--mle.batch-size=100000 exceeds --bench.n-train=1000: a minibatch must fit",
-    ),
-    (["--bench.cell-timeout", "-1"], "--bench.cell-timeout=-1.0 is not valid: must be >= 0"),
-    (["--cache-dir", "/proc/nope"], "cache directory '/proc/nope' is not writable"),
-    (["--experiment", ".."], "--experiment '..' is not a valid experiment name"),
-    (["--experiment", "a/b"], "--experiment 'a/b' is not a valid experiment name"),
-    (["--experiment", "/abs"], "--experiment '/abs' is not a valid experiment name"),
-    (["--experiment", ""], "--experiment '' is not a valid experiment name"),
-    (["--experiment", "x" * 101], "is not a valid experiment name: it names a directory"),
-    (["--oracle-seed", "99999999999999999999"], "--oracle-seed 99999999999999999999: a seed"),
-    (["--seeds", "0,99999999999999999999"], "--seeds 99999999999999999999: a seed must be in"),
-    (["--seeds", "99999999999"], "--seeds 99999999999: a count of seeds must be in 1..10000"),
-    (["--bench.eval-seed", "99999999999999999999"], "--bench.eval-seed 99999999999999999999"),
-    (["--bench.n-test", "99999999999"], "--bench.n-test 99999999999: at most 10,000,000"),
-    (["--bench.cell-timeout", "1e300"], "--bench.cell-timeout 1e+300: at most 1e+07 s"),
-    (["--tracking-uri", "http://127.0.0.1:9"], "is unreachable"),
-]
+# (argv, the message's key part): tests/bad_input_cases.py, which docs/bad-input.md shows
+CASES = [(list(c.args), c.key) for c in RUN_OPTIONS]
 
 
 @pytest.mark.parametrize("argv, message", CASES, ids=[" ".join(c[0]) for c in CASES])
@@ -153,25 +44,16 @@ def test_bad_options_exit_2_with_one_line(argv, message, tmp_path, mlflow_uri, c
     assert err.count("\n") == 1 and "Traceback" not in err
 
 
-@pytest.mark.parametrize(
-    "kind, message",
-    [
-        ("missing", "cannot read oracle file"),
-        ("truncated", "is not a valid pickle of 15 numpy arrays (UnpicklingError: pickle data was"),
-        ("not-pickle", "is not a valid pickle of 15 numpy arrays"),
-        ("shapes", "has shape (4, 4), expected (4,)"),
-        ("payload", "refusing to unpickle global"),
-    ],
-)
-def test_bad_oracle_files_exit_2(kind, message, tmp_path, capsys, paper_oracle_path):
-    path = _bad_oracle_files(tmp_path, paper_oracle_path)[kind]
+@pytest.mark.parametrize("case", ORACLE_FILES, ids=[c.args[-1] for c in ORACLE_FILES])
+def test_bad_oracle_files_exit_2(case, tmp_path, capsys, paper_oracle_path):
+    _bad_oracle_files(tmp_path, paper_oracle_path)
+    path, message = tmp_path / case.args[-1], case.key
+    assert case.args[:-1] == ("--oracle", "seqgan-paper", "--oracle-path")
     rc = main(
         [
             "--preset",
             "smoke",
-            "--oracle",
-            "seqgan-paper",
-            "--oracle-path",
+            *case.args[:-1],
             str(path),
             "--tracking-uri",
             f"sqlite:///{tmp_path / 'fresh.db'}",
@@ -263,14 +145,6 @@ def test_help_options_of_an_unknown_name_is_one_line():
     proc = _run("--help-options", "gan")
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert proc.stderr.startswith("bench.run: error: --help-options 'gan': choose a method (")
-
-
-def test_every_field_help_splits_into_text_and_source():
-    configs = [spec.config for spec in METHODS.values()] + [BenchConfig, PretrainConfig]
-    for cfg in configs:
-        for f in dataclasses.fields(cfg):
-            text, source = field_text(f)
-            assert text and "(default " not in text, (cfg, f.name)
 
 
 @pytest.mark.parametrize(
