@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 from bench.cells.allocator import keep_freed_memory
 from bench.cells.choose import cells_to_run
@@ -103,6 +102,7 @@ def execute(plan: Plan) -> int:
 def report(tracker: Tracker, parent: str, plan: Plan) -> int:
     # imported here, not at the top: a `--jobs` worker is spawned by re-importing this module,
     # and the report code stays out of every cell's process (tests/test_layout.py)
+    from bench.report.location import mlflow_hint, report_dir
     from bench.report.publish import publish_report
     from bench.report.table import print_table
     from bench.report.write import write_report
@@ -155,32 +155,6 @@ def parent_name(plan: Plan, when: str) -> str:
         )
     seeds = f"{len(plan.seeds)} seed{'s' if len(plan.seeds) > 1 else ''}"
     return f"{plan.preset} · {methods} · {seeds} · {when}"
-
-
-def report_dir(out_dir: Path, methods: list[str], parent: str) -> tuple[Path, Path | None]:
-    """Where this invocation's report goes, and the fuller report it must not replace (or None):
-    a report already in `out_dir` whose table has a method this invocation did not run is kept,
-    and this one goes to `out_dir/<parent run id>/`."""
-    table = out_dir / "table.csv"
-    if not table.is_file():
-        return out_dir, None
-    try:
-        earlier = {line.split(",", 1)[0] for line in table.read_text().splitlines()[1:]}
-    except (OSError, UnicodeDecodeError):
-        return out_dir, None
-    if earlier - {"oracle", "unigram", "uniform"} - set(methods):
-        return out_dir / parent, out_dir
-    return out_dir, None
-
-
-def mlflow_hint(uri: str, experiment_id: str) -> str:
-    """How to look at this experiment in MLflow's UI: the command for a local store, and the
-    runs view's address (`workflowType=machine_learning`: without it MLflow 3 may open its
-    GenAI pages)."""
-    view = f"#/experiments/{experiment_id}?workflowType=machine_learning"
-    if uri.startswith(("http://", "https://")):
-        return f"MLflow: {uri.rstrip('/')}/{view}"
-    return f"MLflow: mlflow ui --backend-store-uri {uri}  then  http://127.0.0.1:5000/{view}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,7 +3,8 @@ open the experiment in MLflow."""
 
 from types import SimpleNamespace
 
-from bench.run import mlflow_hint, parent_name, report_dir
+from bench.report.location import mlflow_hint, report_dir
+from bench.run import parent_name
 from methods import METHODS
 
 

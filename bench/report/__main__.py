@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from bench.cells.plan import check_experiment
+from bench.report.location import report_dir
 from bench.report.publish import publish_report
 from bench.report.table import print_table
 from bench.report.verdicts import DEFAULT_MARGIN
@@ -61,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         check_experiment(args.experiment)
         tracker = Tracker(args.tracking_uri or default_uri(), args.experiment, create=False)
         parent = tracker.parent_run(args.run_id) if args.run_id else tracker.latest_parent()
-        out_dir = Path(args.reports_dir) / args.experiment
+        methods = tracker.client.get_run(parent).data.params.get("methods", "").split(",")
+        out_dir, kept = report_dir(Path(args.reports_dir) / args.experiment, methods, parent)
         written = write_report(tracker, parent, out_dir, args.equivalence_margin)
         if not args.no_publish:
             publish_report(tracker, parent, out_dir, written)
@@ -69,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench.report: error: {e}", file=sys.stderr)
         return 2
     print_table(written.table, f"{args.experiment} ({parent})")
+    print(f"report: {out_dir / 'README.md'} covers {len(methods)} method(s) of run {parent}")
+    if kept:
+        print(f"kept: {kept / 'README.md'}, a report covering methods this run did not")
     return 0
 
 
