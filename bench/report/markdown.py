@@ -8,6 +8,15 @@ from bench.report.published import NLL_ORACLE
 from bench.report.table import PUBLISHED_COLUMN
 from bench.report.verdicts import LABELS, LEVEL, verdict_counts
 
+# MLflow's Markdown viewer resolves `![...](plot.png)` against the UI's address, not the run's
+# artifacts, so the plots of README.md do not show there; report.html embeds them
+VIEWER_NOTE = [
+    "**Viewing this in MLflow?** Its artifact viewer does not load this file's plots (they are "
+    "links to the PNG files beside it). Open **`report.html`** among this run's artifacts "
+    "instead: the same report with the plots embedded.",
+    "",
+]
+
 
 def report_markdown(
     table: pd.DataFrame,
@@ -18,7 +27,10 @@ def report_markdown(
     pretrain: list[str],
     verdicts: list[str],
     frontier: bool,
+    viewer_note: bool = True,
 ) -> str:
+    """README.md's text; `viewer_note`: with the line that sends a reader in MLflow's artifact
+    viewer (where this file's relative image links do not load) to `report.html`."""
     lines = [
         f"# seqgan-bench report: experiment run `{tags.get('mlflow.runName', '?')}`",
         "",
@@ -27,6 +39,7 @@ def report_markdown(
         f"torch {tags.get('torch_version', '?')} · python {tags.get('python_version', '?')} · "
         f"preset `{params.get('preset', '?')}` · oracle `{tags.get('oracle', '?')}`",
         "",
+        *(VIEWER_NOTE if viewer_note else []),
         *verdicts,
         "## Results",
         "",

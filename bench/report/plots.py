@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 
@@ -18,13 +19,16 @@ def plot_quality_diversity(
     tidy: pd.DataFrame,
     path: Path,
     published: tuple[str, tuple[tuple[float, float, float], ...]] | None = None,
-) -> None:
+) -> tuple[tuple[float, float], tuple[float, float]]:
     """NLL-test against NLL-oracle along each method's temperature sweep (mean over seeds).
 
     `sweep`: method, seed, alpha, nll_oracle, nll_test; `tidy`: tidy results, whose reference
-    rows but "uniform" are drawn as stars. Both axes lower is better; alpha = 1 circled.
+    rows but "uniform" are drawn as stars where they fall in the sweeps' range (`value_range`
+    of both axes), else named with their values in a corner. Both axes lower is better;
+    alpha = 1 circled.
     `published`: (label, ((alpha, nll_oracle, nll_test), ...)) of a published sweep, drawn
-    grey and dashed so it is not read as one of this run's methods.
+    grey and dashed so it is not read as one of this run's methods. Returns the x- and
+    y-limits drawn.
     """
     # imported here: matplotlib's import is slow, paid only by a process that plots
     from matplotlib.figure import Figure
@@ -37,12 +41,31 @@ def plot_quality_diversity(
         ax.plot([p[1] for p in points], [p[2] for p in points], "x--", color="grey", label=label)
     refs = tidy[tidy.kind == "reference"]
     refs = refs.pivot_table(index="method", columns="metric", values="value")
+    means = sweep.groupby(["method", "alpha"])[["nll_oracle", "nll_test"]].mean()
+    extra = list(published[1]) if published is not None else []
+    xspan = value_range([*means.nll_oracle, *(p[1] for p in extra)])
+    yspan = value_range([*means.nll_test, *(p[2] for p in extra)])
+    off = []
     for method, row in refs.iterrows():
-        if method != "uniform":
-            ax.plot(row["final/nll_oracle"], row["final/nll_test"], "k*")
-            ax.annotate(method, (row["final/nll_oracle"], row["final/nll_test"]), fontsize=8)
-    labels = ("NLL-oracle (quality) ↓", "NLL-test (coverage) ↓")
+        if method == "uniform":
+            continue
+        x, y = row["final/nll_oracle"], row["final/nll_test"]
+        if not (np.isfinite(x) and np.isfinite(y)):
+            continue
+        if _inside(x, xspan) and _inside(y, yspan):
+            ax.plot(x, y, "k*")
+            ax.annotate(method, (x, y), fontsize=8)
+        else:  # a reference far from every sweep would squeeze the sweeps into a corner
+            off.append(f"{method} ({x:.2f}, {y:.2f})")
+    if xspan is not None and yspan is not None:
+        ax.set_xlim(*xspan)
+        ax.set_ylim(*yspan)
+    xlabel = "NLL-oracle (quality) ↓"
+    if off:  # under the axis label: a note inside the axes would hide the sweeps' ends
+        xlabel += "\n★ off the axes (NLL-oracle, NLL-test): " + ", ".join(off)
+    labels = (xlabel, "NLL-test (coverage) ↓")
     _save(fig, ax, *labels, "temperature sweep: lower-left is better; circle = α 1", path)
+    return ax.get_xlim(), ax.get_ylim()
 
 
 def _sweep_lines(ax, sweep: pd.DataFrame, x: str, y: str, dashed: tuple[str, ...] = ()) -> None:
@@ -92,6 +115,38 @@ def plot_frontier(sweep: pd.DataFrame, path: Path, baselines: tuple[str, ...] = 
     return True
 
 
+def value_range(values, pad: float = 0.05) -> tuple[float, float] | None:
+    """The axis range of the methods' `values` (every seed's, so min..max bands fit; NaN and
+    infinities left out): their min..max widened by `pad` of the span on each side (by `pad`
+    itself for a single value). None when no value is finite."""
+    values = np.asarray(list(values), dtype=float)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return None
+    lo, hi = float(values.min()), float(values.max())
+    margin = pad * (hi - lo) if hi > lo else pad
+    return lo - margin, hi + margin
+
+
+def _inside(value: float, span: tuple[float, float] | None) -> bool:
+    return span is None or span[0] <= value <= span[1]
+
+
+def split_references(
+    refs: dict[str, float], span: tuple[float, float] | None
+) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
+    """The reference rows (name -> value) inside `span` (drawn as lines), below it and above
+    it (named off the axis, so they do not stretch it); all inside when `span` is
+    None."""
+    if span is None:
+        return dict(refs), {}, {}
+    lo, hi = span
+    inside = {m: v for m, v in refs.items() if _inside(v, span)}
+    below = {m: v for m, v in refs.items() if v < lo}
+    above = {m: v for m, v in refs.items() if v > hi}
+    return inside, below, above
+
+
 def plot_curves(
     curve: pd.DataFrame,
     tidy: pd.DataFrame,
@@ -99,11 +154,14 @@ def plot_curves(
     ylabel: str,
     ref_metric: str,
     xlabel: str = "generator updates (MLE pre-training, then each method)",
-) -> None:
+) -> tuple[float, float]:
     """Mean over seeds (line) and min..max band, one line per method; reference rows dashed.
 
     `curve`: method, seed, step, value (step is the x-axis); `tidy`: tidy results, whose
-    reference rows' mean `ref_metric` (but "uniform"'s) are drawn as horizontal lines.
+    reference rows' mean `ref_metric` (but "uniform"'s) are drawn as horizontal lines when
+    they fall in the methods' range (`value_range`), else named with their value above the
+    axes (▼ below the range, ▲ above it): the y-axis spans the methods, so differences
+    between them are not squeezed into a band by a reference far away. Returns the y-limits.
     """
     from matplotlib.figure import Figure
 
@@ -122,16 +180,29 @@ def plot_curves(
                 color=line.get_color(),
             )
     refs = tidy[(tidy.kind == "reference") & (tidy.metric == ref_metric)]
-    for method, value in refs.groupby("method").value.mean().items():
-        if method != "uniform":
-            ax.axhline(value, ls="--", lw=1, color="grey")
-            ax.annotate(f"{method} {value:.2f}", (0, value), fontsize=8, va="bottom")
+    means = refs.groupby("method").value.mean().drop("uniform", errors="ignore").to_dict()
+    span = value_range(curve.value)
+    inside, below, above = split_references(means, span)
+    for method, value in inside.items():
+        ax.axhline(value, ls="--", lw=1, color="grey")
+        ax.annotate(f"{method} {value:.2f}", (0, value), fontsize=8, va="bottom")
+    if span is not None:
+        ax.set_ylim(*span)
+    if below or above:  # above the axes: a note inside them would hide the curves' ends
+        notes = [f"▼ {m} {v:.2f}" for m, v in sorted(below.items(), key=_by_value)]
+        notes += [f"▲ {m} {v:.2f}" for m, v in sorted(above.items(), key=_by_value)]
+        ax.set_title("off the axis: " + ", ".join(notes), loc="right", fontsize=8, color="dimgrey")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+    return ax.get_ylim()
+
+
+def _by_value(item: tuple[str, float]) -> float:
+    return item[1]
 
 
 def plot_pretrain_curves(curves: pd.DataFrame, path: Path, published: float | None = None) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.report.budgets import budget_table
+from bench.report.html_page import report_html
 from bench.report.load import curves, sweep_frame, tidy_results, updates_made
 from bench.report.markdown import report_markdown, verdict_section
 from bench.report.plots import (
@@ -42,6 +43,7 @@ REPORT_FILES = (
     "quality_diversity.png",
     "verdicts.csv",
     "frontier.png",
+    "report.html",
 )
 
 
@@ -60,8 +62,9 @@ def write_report(
 ) -> Report:
     """Write README.md, table.csv, summary.csv (numeric), budgets.csv, results.csv (tidy),
     sweep.csv, verdicts.csv (`bench.report.verdicts`, equivalence at ±`margin` nats),
-    pretrain.csv (the pre-training's curves) and the PNGs into `out_dir`; `publish_report` then
-    puts them on the parent run."""
+    pretrain.csv (the pre-training's curves), the PNGs and report.html (README's content with
+    the PNGs embedded: the file to open in MLflow's artifact viewer) into `out_dir`;
+    `publish_report` then puts them on the parent run."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     run = tracker.client.get_run(parent)
@@ -85,7 +88,7 @@ def write_report(
         (out_dir / "frontier.png").unlink(missing_ok=True)
     params = run.data.params
     pretrain = _pretrain(tracker, parent, params, out_dir, oracle_kind)
-    text = report_markdown(
+    sections = (
         table,
         budgets,
         run.data.tags,
@@ -96,7 +99,11 @@ def write_report(
         + _missing_sections(tidy),
         frontier,
     )
-    (out_dir / "README.md").write_text(text)
+    (out_dir / "README.md").write_text(report_markdown(*sections))
+    images = {png.name: png.read_bytes() for png in out_dir.glob("*.png")}
+    title = f"seqgan-bench report: {run.data.tags.get('mlflow.runName', parent)}"
+    page = report_html(report_markdown(*sections, viewer_note=False), images, title)
+    (out_dir / "report.html").write_text(page, encoding="utf-8")
     return Report(table, numbers, verdict_rows)
 
 
