@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from bench.report.published import NLL_ORACLE
-from bench.report.table import PUBLISHED_COLUMN
+from bench.report.table import MIN_PROB_SEEDS, PUBLISHED_COLUMN
 from bench.report.verdicts import LABELS, LEVEL, verdict_counts
 
 # MLflow's Markdown viewer resolves `![...](plot.png)` against the UI's address, not the run's
@@ -27,6 +27,7 @@ def report_markdown(
     pretrain: list[str],
     verdicts: list[str],
     frontier: bool,
+    runs: list[str],
     viewer_note: bool = True,
 ) -> str:
     """README.md's text; `viewer_note`: with the line that sends a reader in MLflow's artifact
@@ -53,7 +54,10 @@ def report_markdown(
         "Jensen–Shannon divergence "
         "(≤ ln 2 = 0.693, which it reaches whenever the two densities barely overlap). "
         "P(beats MLE): the probability that a random seed of the method has a lower value than "
-        "a random seed of MLE (unpaired; the verdicts above are paired).",
+        "a random seed of MLE (unpaired; the verdicts above are paired), shown when both have "
+        f"at least {MIN_PROB_SEEDS} seeds. —: not measured for that method (no learned "
+        "discriminator: no D accuracy; no rollout: no rollout cost; a reference row makes no "
+        "updates), no finished seed, or too few seeds for P(beats MLE).",
         "",
         table.to_markdown(),
         "",
@@ -95,8 +99,26 @@ def report_markdown(
             if frontier
             else []
         ),
+        *runs,
     ]
     return "\n".join(lines)
+
+
+def runs_section(tidy: pd.DataFrame) -> list[str]:
+    """The '## Runs' section: each cell's MLflow run id, for `python -m bench.sample RUN_ID`."""
+    cells = tidy[(tidy.kind == "method") & ~tidy.run_id.str.startswith("busy:")]
+    cells = cells.drop_duplicates("run_id")[["method", "seed", "status", "run_id"]]
+    if cells.empty:
+        return []
+    return [
+        "## Runs",
+        "",
+        "Each cell's MLflow run: `python -m bench.sample RUN_ID` draws from its kept generator, "
+        "`python -m bench.rescore` scores them all again.",
+        "",
+        cells.sort_values(["method", "seed"]).to_markdown(index=False),
+        "",
+    ]
 
 
 def _published_notes(table: pd.DataFrame) -> list[str]:

@@ -40,6 +40,7 @@ COLUMNS = {
 }
 HEADLINE = ("final/nll_oracle", "final/nll_test")
 PUBLISHED_COLUMN = "published NLL-oracle"  # on the paper's oracle only (bench.report.published)
+MIN_PROB_SEEDS = 3  # P(beats MLE) is shown only with this many seeds on both sides
 
 
 # the MLE baselines, in this order right after the reference rows (bench.report.verdicts)
@@ -97,10 +98,20 @@ def _display_row(method: str, row, tidy: pd.DataFrame) -> dict[str, str]:
 
 
 def _add_prob_columns(frame: pd.DataFrame, tidy: pd.DataFrame) -> None:
+    """P(beats MLE) per headline metric, '—' where the method or `mle` has fewer than
+    MIN_PROB_SEEDS finished seeds of it (with 1 seed each it can only be 0, 0.5 or 1)."""
+    ok = tidy[(tidy.status == "finished") & (tidy.kind == "method")]
     for metric in HEADLINE:
         header = f"P(beats MLE) {COLUMNS[metric][0].split()[0]}"
         probs = prob_beats_baseline(tidy, metric, "mle", lower_is_better=COLUMNS[metric][1])
-        frame[header] = [f"{probs[m]:.2f}" if m in probs.index else "—" for m in frame.index]
+        seeds = ok[ok.metric == metric].groupby("method").seed.nunique()
+        enough = seeds.get("mle", 0) >= MIN_PROB_SEEDS
+        frame[header] = [
+            f"{probs[m]:.2f}"
+            if enough and m in probs.index and seeds.get(m, 0) >= MIN_PROB_SEEDS
+            else "—"
+            for m in frame.index
+        ]
 
 
 def summary_table(tidy: pd.DataFrame) -> pd.DataFrame:

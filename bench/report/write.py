@@ -14,7 +14,7 @@ import pandas as pd
 from bench.report.budgets import budget_table
 from bench.report.html_page import report_html
 from bench.report.load import curves, sweep_frame, tidy_results, updates_made
-from bench.report.markdown import report_markdown, verdict_section
+from bench.report.markdown import report_markdown, runs_section, verdict_section
 from bench.report.plots import (
     plot_curves,
     plot_frontier,
@@ -98,6 +98,7 @@ def write_report(
         verdict_section(verdict_rows, margin, tidy.attrs.get("best_baseline"), same_as(tidy))
         + _missing_sections(tidy),
         frontier,
+        runs_section(tidy),
     )
     (out_dir / "README.md").write_text(report_markdown(*sections))
     images = {png.name: png.read_bytes() for png in out_dir.glob("*.png")}
