@@ -12,7 +12,15 @@ from bench.cli import make_plan
 from bench.store.source import project_root
 from methods import METHODS
 
-PG = ("seqgan", "seqgan-const", "seqgan-baseline", "maligan", "rankgan")
+
+def family(module: str) -> set[str]:
+    """The registry's methods whose trainer lives in methods/<module>.py (a method and the
+    variants and controls beside it)."""
+    return {n for n, s in METHODS.items() if s.make_trainer.__module__ == f"methods.{module}"}
+
+
+ORACLE_D = family("seqgan") | family("seqgan_baseline") | family("maligan") | family("rloo")
+PG = ORACLE_D | family("rankgan")  # every method file that imports methods/pg.py
 
 
 @pytest.fixture
@@ -37,7 +45,8 @@ def test_the_copy_hashes_as_the_checkout_does(tree):
     versions = _versions(tree)
     assert versions == _versions(project_root())
     assert versions["seqgan"] == versions["seqgan-const"]  # one file, one closure
-    assert len(set(versions.values())) == len(METHODS) + 1  # every other root its own
+    modules = {spec.make_trainer.__module__ for spec in METHODS.values()}
+    assert len(set(versions.values())) == len(modules) + 2  # each file, pretrain, reference
 
 
 def test_a_new_method_file_in_the_registry_changes_no_key(tree):
@@ -59,11 +68,13 @@ def test_report_cli_and_entry_modules_change_no_key(tree):
     ("edited", "changed"),
     [
         ("methods/wgan_gp.py", {"wgan-gp"}),
-        ("methods/seqgan.py", {"seqgan", "seqgan-const"}),
+        ("methods/seqgan.py", family("seqgan")),
         ("methods/rankgan.py", {"rankgan"}),
         ("methods/critic.py", {"wgan-gp", "gumbel"}),
         ("methods/discriminator.py", set(PG)),
         ("methods/pg.py", set(PG)),
+        ("methods/policy.py", set(PG)),
+        ("methods/oracle_discriminator.py", ORACLE_D),
         ("methods/mle.py", set(METHODS) | {"pretrain"}),  # the pre-training's update
         ("bench/train/loop.py", set(METHODS) | {"pretrain"}),
         ("bench/train/cell.py", set(METHODS)),
