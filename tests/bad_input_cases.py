@@ -307,7 +307,6 @@ NOT_A_STORE = tuple(  # a store file that is not a store
         key=key,
         note=note,
         setup=db,
-        leaves=(f"{db}.init-lock",),
     )
     for entry, db, key, note in (
         ("bench.run", "junk.db", "file is not a database", "a file of text"),

@@ -149,8 +149,15 @@ class Tracker:
         db = sqlite_path(uri)
         if not create and db is not None and not db.exists():  # reading: never make a store
             raise TrackingError(f"no MLflow store at {str(db)!r} (from {uri!r})")
-        with store_init_lock(uri):
-            self._open(uri, experiment, create)
+        lock = None if db is None else Path(f"{db}.init-lock")
+        new_lock = lock is not None and not lock.exists()
+        try:
+            with store_init_lock(uri):
+                self._open(uri, experiment, create)
+        except TrackingError:
+            if new_lock:  # a refused store keeps nothing of this attempt beside it
+                lock.unlink(missing_ok=True)
+            raise
 
     def _open(self, uri: str, experiment: str, create: bool) -> None:
         self.uri = uri
