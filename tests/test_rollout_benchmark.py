@@ -3,8 +3,9 @@ and the fast rollout's completions scored by the exact oracle discriminator D* i
 
 B = 64 samples, N = 16 completions per prefix, T = 20, V = 5000, the paper's 7.0M-parameter
 discriminator. Run: `.venv/bin/pytest tests/test_rollout_benchmark.py --benchmark-only -p no:xdist`
-(both tests are in group "rollout"; the speed-up is the ratio of their means). With
-`--benchmark-disable` each body runs once and only the output checks apply.
+(the reference, fast and oracle tests are in group "rollout"; the fast rollout's speed-up is
+the reference's mean over its own, the oracle D*'s cost the oracle's mean over the fast one's).
+With `--benchmark-disable` each body runs once and only the output checks apply.
 
 The fast rollout gets a `Workspace` kept across rounds, as `SeqGANTrainer` keeps one across its
 updates (the memory is reused; every value is recomputed each call).
