@@ -68,9 +68,23 @@ class Discriminator(nn.Module):
         return self
 
     def features(self, x: Tensor) -> Tensor:
-        """Max-pooled ReLU conv features (B, F) of token sequences x (B, T): the plain forward."""
-        e = self.embedding(x).transpose(1, 2)  # (B, E, T)
-        return torch.cat([F.relu(conv(e)).amax(dim=-1) for conv in self.convs], dim=1)  # (B, F)
+        """Max-pooled ReLU conv features (B, F) of token sequences x (B, T): the plain forward.
+
+        Each width's conv is one matrix product of its unfolded windows (B P, E w) with its
+        weights (E w, n), and the ReLU comes after the max over positions (they commute, and
+        so do their gradients, ties included): the same function as Conv1d, ReLU, max, up to
+        float rounding (tests/test_discriminator_benchmark.py), and faster on CPU.
+        """
+        e = self.embedding(x)  # (B, T, E)
+        pooled = []
+        for conv in self.convs:
+            n, _, w = conv.weight.shape
+            windows = e.unfold(1, w, 1)  # (B, P, E, w), P = T - w + 1: Conv1d's weight layout
+            b, p = windows.shape[:2]
+            flat = windows.reshape(b * p, -1)  # (B P, E w)
+            z = torch.addmm(conv.bias, flat, conv.weight.view(n, -1).T)  # (B P, n)
+            pooled.append(z.view(b, p, n).amax(dim=1))  # (B, n)
+        return F.relu(torch.cat(pooled, dim=1))  # (B, F)
 
     def head(self, features: Tensor, dropout_rng: torch.Generator | None = None) -> Tensor:
         """Highway, dropout (only when a generator is given: training), output logits (B, 2)."""

@@ -12,6 +12,7 @@ see shared/reference/relaxation-gans.md.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -150,6 +151,24 @@ PRESETS = {
 
 
 # ----- the pieces of the algorithm -----
+# log of 2^-64: a relaxed row's entries below 2^-64 of its largest are made exact zeros
+RELAXED_FLOOR = -64 * math.log(2)
+
+
+def relaxed_one_hot(perturbed: Tensor, beta: float) -> Tensor:
+    """softmax(beta * perturbed) over the last dim (..., V), except that entries below 2^-64 of
+    their row's largest are exact zeros, with no gradient.
+
+    Plain softmax leaves many entries subnormal at intermediate beta (below float32's normal
+    range: ~7x slower CPU arithmetic, tests/test_gumbel_benchmark.py). A kept entry is at least
+    2^-64 / V, far above that range, and a dropped one moves a row's embedding by less than
+    float32's resolution of its largest entry (2^-24) times 2^-40.
+    """
+    z = beta * perturbed  # (..., V)
+    floor = z.detach().amax(dim=-1, keepdim=True) + RELAXED_FLOOR  # (..., 1)
+    return torch.softmax(z.masked_fill(z < floor, -math.inf), dim=-1)  # (..., V)
+
+
 def beta_at(i: int, n: int, beta_max: float, schedule: str) -> float:
     """Inverse temperature at adversarial step i of n (i = 0..n-1); starts at 1 ([RELGAN])."""
     if schedule == "exp":
@@ -161,7 +180,8 @@ def gumbel_rollout(
     generator: LSTMGenerator, n: int, beta: float, rng: torch.Generator
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Sample n sequences with hard feedback: tokens (n, T), the relaxed one-hots (n, T, V)
-    softmax(beta (logits + g)), differentiable in the logits, and the logits (n, T, V), detached."""
+    softmax(beta (logits + g)) (`relaxed_one_hot`), differentiable in the logits, and the
+    logits (n, T, V), detached."""
     tokens, state = generator.start_tokens(n), generator.initial_state(n)
     out, relaxed, logits_seq = [], [], []
     for _ in range(generator.seq_len):
@@ -169,7 +189,7 @@ def gumbel_rollout(
         perturbed = logits + gumbel_noise(logits.shape, rng, logits.device)  # (B, V)
         tokens = perturbed.detach().argmax(dim=-1)  # (B,): an exact sample of softmax(logits)
         out.append(tokens)
-        relaxed.append(torch.softmax(beta * perturbed, dim=-1))  # (B, V)
+        relaxed.append(relaxed_one_hot(perturbed, beta))  # (B, V)
         logits_seq.append(logits.detach())
     return torch.stack(out, dim=1), torch.stack(relaxed, dim=1), torch.stack(logits_seq, dim=1)
 

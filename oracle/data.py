@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -45,6 +46,20 @@ class Task:
     identity: str  # names the oracle exactly: kind + parameter digest
     train: Tensor  # (n_train, T) int64 oracle samples: the training data
     test: Tensor  # (n_test, T) int64 oracle samples, disjoint draws: held-out data
+    _memo: dict[tuple, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def memo(self, key: tuple, compute: Callable[[], Any]) -> Any:
+        """`compute()`, once per key for this task: for what every cell on it would compute
+        alike (the oracle's held-out log-likelihoods, the pre-trained generator's step 0)."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+    def heldout_log_prob(self, n: int | None = None) -> Tensor:
+        """(n,) the oracle's log-likelihood of the first n held-out sequences (all of them when
+        None), computed once per n."""
+        n = self.test.shape[0] if n is None else n
+        return self.memo(("heldout_log_prob", n), lambda: self.oracle.log_prob(self.test[:n]))
 
     @property
     def vocab_size(self) -> int:

@@ -256,6 +256,19 @@ def test_each_method_curve_starts_at_its_own_step_0_and_the_pretraining_is_logge
     assert "pretrain" not in _table(smoke_run).index
 
 
+def test_every_cell_logs_where_its_time_went(smoke_run):
+    timing = pd.read_csv(smoke_run["out"] / "timing.csv", index_col="method")
+    assert set(timing.index) == set(METHODS) and (timing.seeds == 2).all()
+    always = ["pretrain_load", "setup", "curve_eval", "final_sample", "final_score"]
+    always += ["final_bleu", "final_self_bleu", "sweep", "tracking"]
+    for part in always:
+        assert (timing[part] > 0).all(), part
+    assert list(timing.train > 0) == [UPDATES[m] > 0 for m in timing.index]
+    assert (timing.other >= 0).all()  # the parts are disjoint stretches of the cell
+    readme = (smoke_run["out"] / "README.md").read_text()
+    assert "## Where the time goes" in readme
+
+
 def test_verdicts_csv_has_its_columns_and_only_the_four_words(smoke_run):
     from bench.report.verdicts import COLUMNS as VERDICT_COLUMNS
     from bench.report.verdicts import VERDICT_WORDS

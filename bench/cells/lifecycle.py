@@ -17,6 +17,7 @@ from bench.cells.results import CellResult, Status
 from bench.cells.timelimit import time_limit
 from bench.store.generators import generator_record
 from bench.train.cell import CellSpec, Hooks, budget_metrics, evaluate_cell, train_cell
+from bench.train.stopwatch import Stopwatch
 from methods import METHODS
 from methods.config import flatten
 
@@ -43,7 +44,7 @@ def run_cell(inv: Invocation, cell: Cell, progress) -> CellResult:
 
 
 def _train_and_record(inv: Invocation, cell: Cell, progress) -> CellResult:
-    plan = inv.plan
+    plan, clock = inv.plan, Stopwatch()
     spec = CellSpec(
         METHODS[cell.method], plan.configs[cell.method], cell.seed, plan.pretraining(inv.task)
     )
@@ -58,12 +59,16 @@ def _train_and_record(inv: Invocation, cell: Cell, progress) -> CellResult:
         | dict(method=cell.method, seed=cell.seed, preset=plan.preset)
         | flatten(plan.bench, "bench")
     )
-    with CellRun(inv.tracker, cell.name, inv.tags | tags, inv.parent) as run:
-        run.describe(params, inv.task, config_json=True)
-        run.log(0, budget_metrics(spec))
+    with clock.part("tracking"):
+        cell_run = CellRun(inv.tracker, cell.name, inv.tags | tags, inv.parent)
+    with cell_run as run:
+        with clock.part("tracking"):
+            run.describe(params, inv.task, config_json=True)
+            run.log(0, budget_metrics(spec))
 
         def log(step: int, metrics: dict[str, float]) -> None:
-            run.log(step, metrics)
+            with clock.part("tracking"):
+                run.log(step, metrics)
             progress.evaluated(metrics)
 
         def resumed(step: int) -> None:
@@ -71,15 +76,19 @@ def _train_and_record(inv: Invocation, cell: Cell, progress) -> CellResult:
             progress.resumed(step)
 
         with time_limit(plan.bench.cell_timeout):
-            trained = train_cell(spec, checkpoints, Hooks(log, progress.tick, resumed))
-            final, sweep, samples = evaluate_cell(spec, trained.generator)
+            trained = train_cell(spec, checkpoints, Hooks(log, progress.tick, resumed), clock)
+            final, sweep, samples = evaluate_cell(spec, trained.generator, clock)
+        with clock.part("tracking"):
             run.log(trained.last_step, final | trained.perf)
             run.log(trained.last_step, sweep)
-        run.text(_samples_text(samples[:1000]), "samples.txt")
-        # after every metric, from a CPU copy: keeping it changes no number and no stream
-        run.keep_generator(
-            generator_record(trained.generator, cell.method, cell.seed, inv.task.identity, cell.key)
-        )
+            run.text(_samples_text(samples[:1000]), "samples.txt")
+            # after every metric, from a CPU copy: keeping it changes no number and no stream
+            record = generator_record(
+                trained.generator, cell.method, cell.seed, inv.task.identity, cell.key
+            )
+            run.keep_generator(record)
+        # the breakdown last, so that it counts every part before it (this log call excepted)
+        run.log(trained.last_step, clock.metrics())
     if run.result.status in (Status.FINISHED, Status.DIVERGED):
         checkpoints.discard()  # a failed or timed-out cell keeps it: a rerun may continue
     return run.result

@@ -10,6 +10,8 @@ carry the exact divergences of `scored` (`DIVERGENCES`).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,6 +73,14 @@ def parse_sweep_key(key: str) -> tuple[str, float] | None:
         return None
 
 
+# a named part of an evaluation, timed by the caller (bench.train.stopwatch); untimed by default
+Part = Callable[[str], AbstractContextManager]
+
+
+def _untimed(name: str) -> AbstractContextManager:
+    return nullcontext()
+
+
 def eval_rng(seed: int, device: torch.device) -> torch.Generator:
     """A fresh evaluation stream: evaluation never consumes or depends on training randomness."""
     return torch.Generator(device=device).manual_seed(seed)
@@ -124,20 +134,24 @@ def scored(
 
 
 def final_metrics(
-    model: SequenceModel, task: Task, ev: EvalSettings
+    model: SequenceModel, task: Task, ev: EvalSettings, part: Part = _untimed
 ) -> tuple[dict[str, float], Tensor]:
     """Every headline metric (`final/` + the keys of `scored`, BLEU and Self-BLEU), and the
     samples they were computed from (n, T), n = final_samples. NLL-test and the forward KL use
     the whole held-out set; BLEU and Self-BLEU score the first bleu_samples samples, all n when
-    it is 0."""
+    it is 0. `part(name)` times each stage (final_sample, final_score, final_bleu,
+    final_self_bleu)."""
     n, n_bleu = ev.final_samples, ev.bleu_samples
-    samples = model.sample(n, rng=eval_rng(ev.seed, ev.device))  # (n, T)
-    oracle_on_p = task.oracle.log_prob(task.test)  # (n_test,)
-    point = scored(model, task, samples, task.test, oracle_on_p)
+    with part("final_sample"):
+        samples = model.sample(n, rng=eval_rng(ev.seed, ev.device))  # (n, T)
+    with part("final_score"):
+        point = scored(model, task, samples, task.test, task.heldout_log_prob())
     out = {f"final/{k}": v for k, v in point.items()}
     hyps = samples[: n_bleu or n].cpu()  # (n_bleu, T)
-    out.update({f"final/bleu{k}": v for k, v in bleu(hyps, task.test, BLEU_ORDERS).items()})
-    out.update({f"final/self_bleu{k}": v for k, v in self_bleu(hyps, BLEU_ORDERS).items()})
+    with part("final_bleu"):
+        out.update({f"final/bleu{k}": v for k, v in bleu(hyps, task.test, BLEU_ORDERS).items()})
+    with part("final_self_bleu"):
+        out.update({f"final/self_bleu{k}": v for k, v in self_bleu(hyps, BLEU_ORDERS).items()})
     return out, samples
 
 
@@ -154,7 +168,7 @@ def temperature_sweep(
     """
     points, n = [], ev.sweep_samples
     heldout = task.test[:n]  # (n, T)
-    oracle_on_p = task.oracle.log_prob(heldout)  # (n,)
+    oracle_on_p = task.heldout_log_prob(n)  # (n,)
     for alpha in ev.sweep_alphas:
         samples = model.sample(n, rng=eval_rng(ev.seed, ev.device), temperature=1 / alpha)  # (n, T)
         point = scored(model, task, samples, heldout, oracle_on_p, temperature=1 / alpha)

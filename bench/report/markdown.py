@@ -21,6 +21,7 @@ VIEWER_NOTE = [
 def report_markdown(
     table: pd.DataFrame,
     budgets: pd.DataFrame,
+    timing: pd.DataFrame,
     tags: dict,
     params: dict,
     oracle_kind: str,
@@ -70,6 +71,7 @@ def report_markdown(
         "",
         budgets.to_markdown() if not budgets.empty else "(no budget metrics in this store)",
         "",
+        *_timing_section(timing),
         *pretrain,
         "## Learning curves",
         "",
@@ -102,6 +104,26 @@ def report_markdown(
         *runs,
     ]
     return "\n".join(lines)
+
+
+def _timing_section(timing: pd.DataFrame) -> list[str]:
+    """Where each method's cell time went (`bench.report.timing.time_table`); nothing for a
+    store whose cells predate the breakdown."""
+    if timing.empty:
+        return []
+    return [
+        "## Where the time goes",
+        "",
+        "Seconds per cell, mean over its seeds, on the machine and with the threads that ran "
+        "it, and each part's share. setup: loading the seed's pre-trained generator and "
+        "building the trainer (a learned discriminator's pre-training included); training: "
+        "the updates alone; curve points and final metrics: evaluation (samples, exact NLLs, "
+        "BLEU, Self-BLEU); MLflow: the run's params, metrics and artifacts; other: what no "
+        "part names. timing.csv splits every part.",
+        "",
+        timing.to_markdown(),
+        "",
+    ]
 
 
 def runs_section(tidy: pd.DataFrame) -> list[str]:

@@ -25,6 +25,7 @@ from bench.report.pretrain import pretrain_curves, pretrain_runs, pretrain_secti
 from bench.report.published import CACCIA_LABEL, CACCIA_MLE_SWEEP, NLL_ORACLE
 from bench.report.stats import mean_curve_by_seconds, with_sweep_summary
 from bench.report.table import BASELINES, display_table, summary_table
+from bench.report.timing import time_parts, time_table
 from bench.report.verdicts import DEFAULT_MARGIN, same_as, verdicts
 from bench.store.tracker import Tracker
 
@@ -33,6 +34,7 @@ REPORT_FILES = (
     "table.csv",
     "summary.csv",
     "budgets.csv",
+    "timing.csv",
     "results.csv",
     "sweep.csv",
     "pretrain.csv",
@@ -60,7 +62,8 @@ class Report:
 def write_report(
     tracker: Tracker, parent: str, out_dir: Path, margin: float = DEFAULT_MARGIN
 ) -> Report:
-    """Write README.md, table.csv, summary.csv (numeric), budgets.csv, results.csv (tidy),
+    """Write README.md, table.csv, summary.csv (numeric), budgets.csv, timing.csv (seconds per
+    cell part, `bench.report.timing`), results.csv (tidy),
     sweep.csv, verdicts.csv (`bench.report.verdicts`, equivalence at ±`margin` nats),
     pretrain.csv (the pre-training's curves), the PNGs and report.html (README's content with
     the PNGs embedded: the file to open in MLflow's artifact viewer) into `out_dir`;
@@ -78,6 +81,8 @@ def write_report(
     numbers = summary_table(tidy)
     budgets = budget_table(tidy, updates_made(tracker, tidy))
     budgets.to_csv(out_dir / "budgets.csv")
+    parts = time_parts(tidy)
+    parts.to_csv(out_dir / "timing.csv")
     tidy[tidy.metric != ""].drop(columns="run_id").to_csv(out_dir / "results.csv", index=False)
     sweep.to_csv(out_dir / "sweep.csv", index=False)
     table.to_csv(out_dir / "table.csv")
@@ -91,6 +96,7 @@ def write_report(
     sections = (
         table,
         budgets,
+        time_table(parts),
         run.data.tags,
         params,
         oracle_kind,

@@ -17,9 +17,10 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-from bench.metrics.evaluate import EvalSettings, curve_point, final_metrics, sweep_metrics
+from bench.metrics.evaluate import EvalSettings, final_metrics, sweep_metrics
 from bench.train.loop import LoopState, Metrics, Phase, PhaseHooks, run_phase
 from bench.train.pretrain import Pretraining, derive_seed
+from bench.train.stopwatch import Stopwatch
 from methods.base import MethodSpec, TrainContext
 from methods.config import build
 from methods.generator import LSTMGenerator
@@ -61,51 +62,59 @@ class Hooks:
 @dataclass(frozen=True)
 class Trained:
     generator: LSTMGenerator
-    perf: Metrics  # perf/*_mean of the phase, perf/train_s, perf/setup_s, perf/pretrain_s
+    perf: Metrics  # perf/*_mean of the phase and perf/pretrain_s (the parts: the stopwatch's)
     last_step: int
 
 
-def train_cell(cell: CellSpec, checkpoints: Checkpoints, hooks: Hooks) -> Trained:
+def train_cell(
+    cell: CellSpec, checkpoints: Checkpoints, hooks: Hooks, clock: Stopwatch | None = None
+) -> Trained:
     """Pre-train (cached), then run the method's phase, continuing a checkpoint if there is one
-    (then `hooks.resumed(step)` first and the curve so far replayed into `hooks.log`)."""
-    saved = checkpoints.load()
-    trainer, rng, pre_seconds, setup_s = _setup(cell, fresh=saved is None)
+    (then `hooks.resumed(step)` first and the curve so far replayed into `hooks.log`). `clock`
+    gets the parts pretrain_load, setup, train, curve_eval and checkpoint (the killed
+    processes' shares from the checkpoint)."""
+    clock = clock or Stopwatch()
+    with clock.part("checkpoint"):
+        saved = checkpoints.load()
+    trainer, rng, pre_seconds, setup_s = _setup(cell, saved is None, clock)
     curve: list[tuple[int, Metrics]] = []
     state = None
     if saved is not None:
         try:
             setup_s, curve, state = _restore(trainer, rng, saved)
+            clock.resume(saved["clock"])
         except (KeyError, TypeError, ValueError, RuntimeError) as e:  # code changed under it
             print(
                 f"bench.run: checkpoint {checkpoints} does not fit ({e}); restarting",
                 file=sys.stderr,
             )
             checkpoints.discard()
-            trainer, rng, _, setup_s = _setup(cell, fresh=True)
+            trainer, rng, _, setup_s = _setup(cell, True, clock)
     if state is not None:
         hooks.resumed(state.updates)
         for step, metrics in curve:  # the curve so far, into this run: one curve, no gap
             hooks.log(step, metrics)
 
-    task, ev = cell.pretraining.task, cell.ev
-
     def evaluate() -> Metrics:
-        return curve_point(trainer.generator, task, ev)
+        with clock.part("curve_eval"):
+            return cell.pretraining.curve_point(trainer.generator)
 
     def record(step: int, metrics: Metrics) -> None:
         curve.append((step, metrics))
         hooks.log(step, metrics)
 
     def checkpoint(state: LoopState) -> None:
-        checkpoints.save(
-            {
-                "trainer": trainer.state_dict(),
-                "rng": rng.get_state(),
-                "loop": dataclasses.asdict(state),
-                "curve": curve,
-                "setup_s": setup_s,
-            }
-        )
+        with clock.part("checkpoint"):
+            checkpoints.save(
+                {
+                    "trainer": trainer.state_dict(),
+                    "rng": rng.get_state(),
+                    "loop": dataclasses.asdict(state),
+                    "curve": curve,
+                    "setup_s": setup_s,
+                    "clock": clock.state(),
+                }
+            )
 
     # the method's own curve: step 0 is the pre-trained generator, seconds are its own
     settings = cell.pretraining.bench
@@ -116,16 +125,18 @@ def train_cell(cell: CellSpec, checkpoints: Checkpoints, hooks: Hooks) -> Traine
         bound=settings.max_abs_loss,
     )
     perf = run_phase(trainer, phase, PhaseHooks(evaluate, record, hooks.tick, checkpoint), state)
-    perf |= {"perf/setup_s": setup_s, "perf/pretrain_s": pre_seconds}
+    clock.seconds["setup"], clock.seconds["train"] = setup_s, perf.pop("perf/train_s")
+    perf["perf/pretrain_s"] = pre_seconds
     # the last evaluation's step: cfg.updates, or fewer when the trainer stopped early
     return Trained(trainer.generator, perf, curve[-1][0] if curve else cell.cfg.updates)
 
 
-def _setup(cell: CellSpec, fresh: bool):
+def _setup(cell: CellSpec, fresh: bool, clock: Stopwatch):
     """(trainer on the cached pre-trained generator, its rng, pre-training seconds,
     construction seconds). `fresh=False` skips one-off work a checkpoint will supply."""
     pre = cell.pretraining
-    gen, _, pre_seconds = pre.generator(cell.seed)
+    with clock.part("pretrain_load"):
+        gen, _, pre_seconds = pre.generator(cell.seed)
     rng = torch.Generator(device=pre.device).manual_seed(derive_seed(cell.seed, cell.spec.name))
     t0 = time.perf_counter()
     ctx = TrainContext(pre.task, pre.device, rng, cell.seed, fresh=fresh)
@@ -141,11 +152,16 @@ def _restore(trainer, rng: torch.Generator, saved: dict) -> tuple[float, list, L
     return saved["setup_s"], saved["curve"], state
 
 
-def evaluate_cell(cell: CellSpec, generator: LSTMGenerator) -> tuple[Metrics, Metrics, Tensor]:
-    """(final/* metrics, the sweep's metrics, the final samples (n, T)) of a trained cell."""
-    task, ev = cell.pretraining.task, cell.ev
-    final, samples = final_metrics(generator, task, ev)
-    return final, sweep_metrics(generator, task, ev), samples
+def evaluate_cell(
+    cell: CellSpec, generator: LSTMGenerator, clock: Stopwatch | None = None
+) -> tuple[Metrics, Metrics, Tensor]:
+    """(final/* metrics, the sweep's metrics, the final samples (n, T)) of a trained cell;
+    `clock` gets the parts final_* and sweep."""
+    task, ev, clock = cell.pretraining.task, cell.ev, clock or Stopwatch()
+    final, samples = final_metrics(generator, task, ev, clock.part)
+    with clock.part("sweep"):
+        sweep = sweep_metrics(generator, task, ev)
+    return final, sweep, samples
 
 
 def budget_metrics(cell: CellSpec) -> dict[str, float]:

@@ -27,6 +27,7 @@ from methods.config import hp
 from methods.generator import LSTMGenerator
 from oracle.cache_file import CacheFileError, load_verified, save_verified
 from oracle.data import Task, validation_split
+from oracle.model import parameter_digest
 
 Curve = list[tuple[int, Metrics]]
 
@@ -130,6 +131,14 @@ class Pretraining:
             format=4,
         )
         return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+
+    def curve_point(self, model: LSTMGenerator) -> Metrics:
+        """`curve_point` of `model` on the task. Every method's step 0 scores the same
+        pre-trained generator: memoised on the task by the parameters' digest, so each process
+        computes it once per seed (the same numbers: same weights, same evaluation stream)."""
+        ev = EvalSettings.of(self.bench, self.device)
+        key = ("curve_point", parameter_digest(model), ev)
+        return dict(self.task.memo(key, lambda: curve_point(model, self.task, ev)))
 
     def generator(
         self,
