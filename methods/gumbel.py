@@ -160,8 +160,8 @@ def relaxed_one_hot(perturbed: Tensor, beta: float) -> Tensor:
     their row's largest are exact zeros, with no gradient.
 
     Plain softmax leaves many entries subnormal at intermediate beta (below float32's normal
-    range: ~7x slower CPU arithmetic, tests/test_gumbel_benchmark.py). A kept entry is at least
-    2^-64 / V, far above that range, and a dropped one moves a row's embedding by less than
+    range: several times slower CPU arithmetic, tests/test_gumbel_benchmark.py). A kept entry is
+    at least 2^-64 / V, far above that range, and a dropped one moves a row's embedding by less than
     float32's resolution of its largest entry (2^-24) times 2^-40.
     """
     z = beta * perturbed  # (..., V)

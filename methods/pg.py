@@ -206,8 +206,8 @@ class PGTrainer(PolicyTrainer):
         self.positives = task.train.to(ctx.device)  # (n_train, T): D's real examples
         self.heldout = task.test[:HELDOUT_CHECK].to(ctx.device)  # (n, T): never trained on
         self.checks = CheckStream(ctx.seed)
-        # fused: Adam's arithmetic in one kernel, ~4x faster than the per-tensor loop on CPU
-        # for D's 7M parameters at the paper's size (docs/performance.md)
+        # fused: Adam's arithmetic in one kernel, ~4x faster than the per-tensor loop on CPU for
+        # D's highway-sized parameters (docs/performance.md)
         self.discriminator_opt = torch.optim.Adam(
             self.discriminator.parameters(), lr=cfg.discriminator_lr, fused=True
         )

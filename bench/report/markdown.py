@@ -117,9 +117,10 @@ def _timing_section(timing: pd.DataFrame) -> list[str]:
         "Seconds per cell, mean over its seeds, on the machine and with the threads that ran "
         "it, and each part's share. setup: loading the seed's pre-trained generator and "
         "building the trainer (a learned discriminator's pre-training included); training: "
-        "the updates alone; curve points and final metrics: evaluation (samples, exact NLLs, "
-        "BLEU, Self-BLEU); MLflow: the run's params, metrics and artifacts; other: what no "
-        "part names. timing.csv splits every part.",
+        "the updates alone; curve points, final metrics and sweep: evaluation (samples, exact "
+        "NLLs, BLEU, Self-BLEU; the temperature sweep); checkpoints: loading and saving the "
+        "training state; MLflow: the run's params, metrics and artifacts; other: what no part "
+        "names. timing.csv splits every part.",
         "",
         timing.to_markdown(),
         "",

@@ -1,7 +1,7 @@
 """Where a cell's wall time goes: seconds per named part, summed, logged as `perf/<part>_s`.
 
-The parts a cell records (bench/train/cell.py, bench/cells/lifecycle.py) are listed in PARTS, in
-the order a cell meets them; `perf/cell_s` is the whole cell in this process. The report's "Where
+The parts a cell records (bench/train/cell.py, bench/cells/lifecycle.py) are listed in PARTS;
+`perf/cell_s` is the whole cell. A finished cell logs them once, at its end. The report's "Where
 the time goes" table (bench/report/timing.py) reads them back.
 """
 
@@ -17,20 +17,20 @@ PARTS = {
     "setup": "building the trainer (a learned discriminator's pre-training included)",
     "train": "the generator updates themselves (the method's steps)",
     "curve_eval": "learning-curve points during training",
-    "checkpoint": "saving the training state between kills",
+    "checkpoint": "loading and saving the training state kept between kills",
     "final_sample": "drawing the final samples",
     "final_score": "final NLL-oracle, NLL-test, entropy and divergences",
     "final_bleu": "final BLEU against the held-out set",
     "final_self_bleu": "final Self-BLEU",
     "sweep": "the temperature sweep",
-    "tracking": "MLflow: the run, params, metrics, artifacts",
+    "tracking": "MLflow: the run, params, metrics, artifacts (and preparing them)",
 }
 
 
 class Stopwatch:
     """Seconds per part, summed over every entry of `part(name)`, and the cell's own seconds;
     `state()` goes into a checkpoint and `resume` adds it back, so a resumed cell's parts count
-    every process's share once."""
+    each killed process's share up to its last checkpoint."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
