@@ -153,8 +153,17 @@ def rescore(tracker: Tracker, parent_id: str | None, args: argparse.Namespace, c
         )
     device = pick_device(args.device or original)
     task = load_task(spec, settings.n_train, settings.n_test, Path(args.cache_dir))
+    if tags.get("task_data", task.data_digest) != task.data_digest:
+        raise RescoreError(
+            f"the rebuilt task data are {task.data_digest!r}, the runs were scored on "
+            f"{tags['task_data']!r} (data drawn by other sampling code); rerun bench.run"
+        )
     task.oracle.to(device)
-    env = environment_tags(device) | {"oracle": task.identity, "oracle_kind": spec.kind}
+    env = environment_tags(device) | {
+        "oracle": task.identity,
+        "oracle_kind": spec.kind,
+        "task_data": task.data_digest,
+    }
     new_parent = tracker.start(
         f"rescore-{time.strftime('%Y%m%d-%H%M%S')}",
         env

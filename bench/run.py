@@ -49,6 +49,7 @@ def execute(plan: Plan) -> int:
         | {
             "oracle": task.identity,
             "oracle_kind": plan.oracle.kind,
+            "task_data": task.data_digest,
         }
     )
     # source_version: the pre-training's code; each run carries its own (bench.cells.keys)

@@ -52,9 +52,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     rng = torch.Generator().manual_seed(args.seed)
     # streamed CHUNK rows at a time, in bounded memory: the same rows as one call (gen.sample
-    # draws CHUNK-row batches from the same stream in turn)
+    # draws CHUNK-row batches from the same stream in turn); float64, so the same rows on every CPU
     for start in range(0, args.n, CHUNK):
-        samples = gen.sample(min(CHUNK, args.n - start), rng=rng, temperature=args.temperature)
+        samples = gen.sample_portable(
+            min(CHUNK, args.n - start), rng=rng, temperature=args.temperature
+        )
         print("\n".join(" ".join(map(str, row)) for row in samples.tolist()), flush=True)
     return 0
 

@@ -6,7 +6,9 @@ embedding of start token 0 as the first input (the start token is never part of 
 The gate equations of the original hand-written LSTM are those of a standard LSTM without
 peepholes, so `torch.nn.LSTM` computes them exactly (its second bias is kept at zero).
 
-Metrics and reports use only `SequenceModel`: `sample`, `log_prob`, `initial_state`, `step`.
+Metrics and reports use only `SequenceModel`: `sample_portable`, `log_prob`, `initial_state`,
+`step`. The task data and every evaluation draw come from `sample_portable`, a float64 pass whose
+tokens do not depend on the CPU's instruction set; training draws with the faster float32 `sample`.
 """
 
 from __future__ import annotations
@@ -25,8 +27,11 @@ class SequenceModel(Protocol):
     vocab_size: int
     seq_len: int
 
-    def sample(self, n: int, *, rng: torch.Generator, temperature: float = 1.0) -> Tensor:
-        """(n, T) int64 token ids, drawn autoregressively at the given temperature."""
+    def sample_portable(
+        self, n: int, *, rng: torch.Generator, temperature: float = 1.0
+    ) -> Tensor:
+        """(n, T) int64 token ids, drawn autoregressively at the given temperature from the CPU
+        generator `rng`, the same tokens on every CPU and device (float64, `LSTMGenerator`)."""
         ...
 
     def log_prob(self, x: Tensor, *, temperature: float = 1.0) -> Tensor:
@@ -146,6 +151,23 @@ class LSTMGenerator(nn.Module):
         """(n, T) int64 samples at the given temperature, using only `rng` for randomness."""
         return torch.cat([self._sample_batch(m, rng, temperature) for m in _chunks(n, batch_size)])
 
+    @torch.no_grad()
+    def sample_portable(
+        self, n: int, *, rng: torch.Generator, temperature: float = 1.0, batch_size: int = 1000
+    ) -> Tensor:
+        """(n, T) int64 samples drawn on CPU from the CPU generator `rng`, the whole pass in
+        float64: embedding, LSTM gates, read-out, softmax and the inverse CDF.
+
+        `sample`'s float32 kernels round differently per instruction set (ATen's vectorised
+        sigmoid, tanh, exp, softmax), and a uniform near a CDF boundary then picks another token;
+        in float64 only a uniform within ~1e-15 of a boundary could, so the tokens are the same
+        on every CPU and device (tests/test_portable_sampling.py runs it under three ATen CPU
+        capabilities). Same distribution as `sample`, not the same draws. About 2x its time.
+        """
+        weights = {k: v.detach().to("cpu", torch.float64) for k, v in self.state_dict().items()}
+        rows = [_sample_float64(weights, m, rng, temperature, self) for m in _chunks(n, batch_size)]
+        return torch.cat(rows).to(self.device)
+
     def _sample_batch(self, n: int, rng: torch.Generator, temperature: float) -> Tensor:
         tokens, state = self.start_tokens(n), self.initial_state(n)
         out = torch.empty(n, self.seq_len, dtype=torch.long, device=self.device)  # (B, T)
@@ -175,16 +197,44 @@ class UnigramModel(nn.Module):
         return cls((counts / counts.sum()).float(), data.shape[1])
 
     @torch.no_grad()
-    def sample(self, n: int, *, rng: torch.Generator, temperature: float = 1.0) -> Tensor:
-        cdf = torch.softmax(self.logits / temperature, dim=-1).cumsum(0)  # (V,), shared by all
-        u = torch.rand(n * self.seq_len, generator=rng, device=cdf.device) * cdf[-1]
+    def sample_portable(
+        self, n: int, *, rng: torch.Generator, temperature: float = 1.0
+    ) -> Tensor:
+        """(n, T) i.i.d. tokens from the CPU generator `rng`; softmax and CDF in float64, so the
+        same tokens on every CPU (as `LSTMGenerator.sample_portable`)."""
+        logits = self.logits.to("cpu", torch.float64)  # (V,)
+        cdf = torch.softmax(logits / temperature, dim=-1).cumsum(0)  # (V,), shared by all
+        u = torch.rand(n * self.seq_len, generator=rng, dtype=torch.float64) * cdf[-1]
         idx = torch.searchsorted(cdf, u, right=True).clamp_(max=self.vocab_size - 1)
-        return idx.view(n, self.seq_len)  # (n, T)
+        return idx.view(n, self.seq_len).to(self.logits.device)  # (n, T)
 
     @torch.no_grad()
     def log_prob(self, x: Tensor, *, temperature: float = 1.0) -> Tensor:
         logp = torch.log_softmax(self.logits / temperature, dim=-1)  # (V,)
         return logp[x.to(logp.device)].sum(dim=1)  # (n,)
+
+
+def _sample_float64(
+    w: dict[str, Tensor], n: int, rng: torch.Generator, temperature: float, model: LSTMGenerator
+) -> Tensor:
+    """One batch of `LSTMGenerator.sample_portable` from its float64 CPU state dict `w`: the
+    equations of torch.nn.LSTM (gates i, f, g, o) written out, so no float32 kernel is used."""
+    h = torch.zeros(n, model.hidden_dim, dtype=torch.float64)  # (B, H)
+    c = torch.zeros_like(h)  # (B, H)
+    tokens = torch.full((n,), model.start_token, dtype=torch.long)  # (B,)
+    out = torch.empty(n, model.seq_len, dtype=torch.long)  # (B, T)
+    bias = w["lstm.bias_ih_l0"] + w["lstm.bias_hh_l0"]  # (4H,)
+    for t in range(model.seq_len):
+        x = w["embedding.weight"][tokens]  # (B, E)
+        gates = torch.addmm(bias, x, w["lstm.weight_ih_l0"].T)  # (B, 4H)
+        gates = gates.addmm_(h, w["lstm.weight_hh_l0"].T)  # (B, 4H)
+        i, f, g, o = gates.chunk(4, dim=1)  # each (B, H)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)  # (B, H)
+        h = torch.sigmoid(o) * torch.tanh(c)  # (B, H)
+        logits = torch.addmm(w["out.bias"], h, w["out.weight"].T)  # (B, V)
+        tokens = sample_categorical(torch.softmax(logits / temperature, dim=-1), rng)  # (B,)
+        out[:, t] = tokens
+    return out
 
 
 def _chunks(n: int, size: int) -> list[int]:

@@ -62,6 +62,15 @@ class Task:
         return self.memo(("heldout_log_prob", n), lambda: self.oracle.log_prob(self.test[:n]))
 
     @property
+    def data_digest(self) -> str:
+        """Short sha256 of the training and held-out tokens (int64, row-major): the same on every
+        CPU and device for one identity and split sizes (`_sample_split`). Tagged `task_data`."""
+        digest = hashlib.sha256()
+        for split in (self.train, self.test):
+            digest.update(split.to("cpu", torch.int64).contiguous().numpy().tobytes())
+        return digest.hexdigest()[:12]
+
+    @property
     def vocab_size(self) -> int:
         return self.oracle.vocab_size
 
@@ -83,9 +92,10 @@ def _split_seed(identity: str, split: str) -> int:
 
 
 def _sample_split(oracle: LSTMGenerator, identity: str, split: str, n: int) -> Tensor:
-    """Oracle samples for one split, drawn on CPU so the data are the same on every device."""
+    """Oracle samples for one split, drawn by `sample_portable` (float64 on CPU), so the data are
+    the same on every CPU and device."""
     rng = torch.Generator().manual_seed(_split_seed(identity, split))
-    return oracle.sample(n, rng=rng)
+    return oracle.sample_portable(n, rng=rng)
 
 
 def validation_split(task: Task, n: int) -> Tensor:

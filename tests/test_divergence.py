@@ -27,8 +27,8 @@ def test_kls_of_iid_tokens_match_the_closed_form_within_sampling_error():
     """P, G i.i.d. over tokens: per-token KL is the KL of the token distributions."""
     p, u = torch.softmax(P_LOGITS, 0).double(), torch.full((3,), 1 / 3, dtype=torch.float64)
     rng = torch.Generator().manual_seed(0)
-    y = _u().sample(50_000, rng=rng)  # (n, 2) from G = uniform
-    x = _p().sample(50_000, rng=rng)  # (n, 2) from P
+    y = _u().sample_portable(50_000, rng=rng)  # (n, 2) from G = uniform
+    x = _p().sample_portable(50_000, rng=rng)  # (n, 2) from P
     rkl, rse = reverse_kl(_p().log_prob(y), _u().log_prob(y), seq_len=2)
     fkl, fse = forward_kl(_p().log_prob(x), _u().log_prob(x), seq_len=2)
     assert rkl == pytest.approx((u * (u / p).log()).sum().item(), abs=4 * rse)
@@ -43,7 +43,7 @@ def test_jensen_shannon_matches_the_enumerated_value():
     m = torch.logaddexp(lp, lg) - math.log(2)
     exact = 0.5 * (lp.exp() * (lp - m)).sum() + 0.5 * (lg.exp() * (lg - m)).sum()
     rng = torch.Generator().manual_seed(1)
-    x, y = _p().sample(100_000, rng=rng), _u().sample(100_000, rng=rng)
+    x, y = _p().sample_portable(100_000, rng=rng), _u().sample_portable(100_000, rng=rng)
     jsd = jensen_shannon(_p().log_prob(x), _u().log_prob(x), _p().log_prob(y), _u().log_prob(y))
     assert 0 < exact.item() < math.log(2)
     assert jsd == pytest.approx(exact.item(), abs=0.005)

@@ -66,7 +66,7 @@ def test_a_finished_cell_keeps_its_generator(store, tmp_path):
     gen = rebuild_generator(record)
     params = store["cell"].data.params
     n, seed = int(params["bench.final_samples"]), int(params["bench.eval_seed"])
-    drawn = gen.sample(n, rng=eval_rng(seed, torch.device("cpu")))[:1000]
+    drawn = gen.sample_portable(n, rng=eval_rng(seed))[:1000]
     text = store["client"].download_artifacts(
         store["cell"].info.run_id, "samples.txt", str(tmp_path)
     )
@@ -156,7 +156,7 @@ def test_sample_streams_the_same_rows_as_one_draw(store, capsys):
     assert sample.main([run_id, "--n", "2500", "--seed", "3", "--tracking-uri", store["uri"]]) == 0
     printed = [[int(t) for t in line.split()] for line in capsys.readouterr().out.splitlines()]
     gen = rebuild_generator(load_generator(store["client"], run_id))
-    assert printed == gen.sample(2500, rng=torch.Generator().manual_seed(3)).tolist()
+    assert printed == gen.sample_portable(2500, rng=torch.Generator().manual_seed(3)).tolist()
 
 
 def test_sample_refuses_a_seed_that_overflows(store, capsys):

@@ -81,9 +81,10 @@ def _untimed(name: str) -> AbstractContextManager:
     return nullcontext()
 
 
-def eval_rng(seed: int, device: torch.device) -> torch.Generator:
-    """A fresh evaluation stream: evaluation never consumes or depends on training randomness."""
-    return torch.Generator(device=device).manual_seed(seed)
+def eval_rng(seed: int) -> torch.Generator:
+    """A fresh evaluation stream: evaluation never consumes or depends on training randomness.
+    On CPU on every device: `sample_portable` draws there, so the draws are the same everywhere."""
+    return torch.Generator().manual_seed(seed)
 
 
 def curve_point(model: SequenceModel, task: Task, ev: EvalSettings) -> dict[str, float]:
@@ -91,7 +92,7 @@ def curve_point(model: SequenceModel, task: Task, ev: EvalSettings) -> dict[str,
     held-out sequences (`learning_curve/*`: fewer samples than `final_metrics`, so not its
     numbers). Both lower is better."""
     n = ev.curve_samples
-    samples = model.sample(n, rng=eval_rng(ev.seed, ev.device))  # (n, T)
+    samples = model.sample_portable(n, rng=eval_rng(ev.seed))  # (n, T)
     return {
         "learning_curve/nll_oracle": nll_oracle(task.oracle, samples),
         "learning_curve/nll_test": nll_test(model, task.test[:n]),
@@ -143,7 +144,7 @@ def final_metrics(
     final_self_bleu)."""
     n, n_bleu = ev.final_samples, ev.bleu_samples
     with part("final_sample"):
-        samples = model.sample(n, rng=eval_rng(ev.seed, ev.device))  # (n, T)
+        samples = model.sample_portable(n, rng=eval_rng(ev.seed))  # (n, T)
     with part("final_score"):
         point = scored(model, task, samples, task.test, task.heldout_log_prob())
     out = {f"final/{k}": v for k, v in point.items()}
@@ -170,7 +171,7 @@ def temperature_sweep(
     heldout = task.test[:n]  # (n, T)
     oracle_on_p = task.heldout_log_prob(n)  # (n,)
     for alpha in ev.sweep_alphas:
-        samples = model.sample(n, rng=eval_rng(ev.seed, ev.device), temperature=1 / alpha)  # (n, T)
+        samples = model.sample_portable(n, rng=eval_rng(ev.seed), temperature=1 / alpha)  # (n, T)
         point = scored(model, task, samples, heldout, oracle_on_p, temperature=1 / alpha)
         points.append((alpha, {f"sweep/{k}": v for k, v in point.items() if not k.endswith("_se")}))
     return points

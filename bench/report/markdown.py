@@ -39,7 +39,8 @@ def report_markdown(
         f"Command: `{tags.get('command', '?')}`  ",
         f"Git commit: `{tags.get('git_commit', '?')}` · device: {tags.get('device', '?')} · "
         f"torch {tags.get('torch_version', '?')} · python {tags.get('python_version', '?')} · "
-        f"preset `{params.get('preset', '?')}` · oracle `{tags.get('oracle', '?')}`",
+        f"preset `{params.get('preset', '?')}` · oracle `{tags.get('oracle', '?')}` · "
+        f"task data `{tags.get('task_data', '?')}`",
         "",
         *(VIEWER_NOTE if viewer_note else []),
         *verdicts,
