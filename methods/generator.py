@@ -27,9 +27,7 @@ class SequenceModel(Protocol):
     vocab_size: int
     seq_len: int
 
-    def sample_portable(
-        self, n: int, *, rng: torch.Generator, temperature: float = 1.0
-    ) -> Tensor:
+    def sample_portable(self, n: int, *, rng: torch.Generator, temperature: float = 1.0) -> Tensor:
         """(n, T) int64 token ids, drawn autoregressively at the given temperature from the CPU
         generator `rng`, the same tokens on every CPU and device (float64, `LSTMGenerator`)."""
         ...
@@ -197,9 +195,7 @@ class UnigramModel(nn.Module):
         return cls((counts / counts.sum()).float(), data.shape[1])
 
     @torch.no_grad()
-    def sample_portable(
-        self, n: int, *, rng: torch.Generator, temperature: float = 1.0
-    ) -> Tensor:
+    def sample_portable(self, n: int, *, rng: torch.Generator, temperature: float = 1.0) -> Tensor:
         """(n, T) i.i.d. tokens from the CPU generator `rng`; softmax and CDF in float64, so the
         same tokens on every CPU (as `LSTMGenerator.sample_portable`)."""
         logits = self.logits.to("cpu", torch.float64)  # (V,)
