@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import shlex
 import sys
@@ -294,16 +295,17 @@ def check_writable(path: Path, what: str, option: str) -> None:
     """Fail before any work when `path` (a directory) cannot be created or written. A probe:
     the directories it had to create are removed again, so a refused run leaves nothing."""
     created = [p for p in (path, *path.parents) if not p.exists()]
+    probe = path / ".write-test"
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
         probe.write_text("ok")
-        probe.unlink()
     except OSError as e:
         raise ConfigError(
             f"{what} directory {str(path)!r} is not writable ({e.strerror}); pass {option}"
         ) from None
     finally:
+        with contextlib.suppress(OSError):  # on a full disk the probe exists, empty
+            probe.unlink(missing_ok=True)
         for p in created:  # deepest first
             if p.is_dir():
                 p.rmdir()

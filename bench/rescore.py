@@ -38,7 +38,7 @@ from bench.store.generators import (
     rebuild_generator,
 )
 from bench.store.provenance import environment_tags
-from bench.store.tracker import Tracker, TrackingError, default_uri
+from bench.store.tracker import Tracker, TrackingError, check_store_writable, default_uri
 from methods.config import ConfigError, build
 from oracle.data import DEFAULT_PAPER_ORACLE, OracleSpec, Task, build_oracle, load_task
 from oracle.model import OracleFileError
@@ -332,7 +332,9 @@ def main(argv: list[str] | None = None) -> int:
     command = shlex.join(["python", "-m", "bench.rescore", *(argv or sys.argv[1:])])
     try:
         check_experiment(args.experiment)
-        tracker = Tracker(args.tracking_uri or default_uri(), args.experiment, create=False)
+        uri = args.tracking_uri or default_uri()
+        check_store_writable(uri)  # a rescore is a new parent run with a run per generator
+        tracker = Tracker(uri, args.experiment, create=False)
         new_parent, old = rescore(tracker, args.run_id, args, command)
         out_dir = Path(args.reports_dir) / f"{args.experiment}-rescored"
         written = write_report(tracker, new_parent, out_dir)

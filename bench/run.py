@@ -20,7 +20,16 @@ from bench.cells.shared_runs import run_references
 from bench.cli import check_writable, make_plan
 from bench.store.liveness import driver_tags
 from bench.store.provenance import environment_tags, mlflow_context_tags
-from bench.store.tracker import StoreGone, Tracker, TrackingError, check_uri, server_gone
+from bench.store.tracker import (
+    StoreGone,
+    Tracker,
+    TrackingError,
+    check_store_writable,
+    check_uri,
+    first_line,
+    is_store_error,
+    server_gone,
+)
 from methods import METHODS
 from methods.config import ConfigError, flatten
 from oracle.data import build_oracle, load_task
@@ -36,6 +45,7 @@ def execute(plan: Plan) -> int:
     out_dir = plan.reports_dir / plan.experiment
     build_oracle(plan.oracle)  # a bad oracle file fails here, before anything is written
     check_uri(plan.tracking_uri)  # then a bad store, then the folders: all before any write
+    check_store_writable(plan.tracking_uri)
     check_writable(out_dir, "reports", "--reports-dir")
     check_writable(plan.cache_dir, "cache", "--cache-dir")
     tracker = Tracker(plan.tracking_uri, plan.experiment)
@@ -78,7 +88,7 @@ def execute(plan: Plan) -> int:
         run_references(inv)
         with CellProgress(plan, len(plan.seeds) * len(plan.methods)) as progress:
             run_cells(inv, cells_to_run(inv, progress), progress)
-        unfinished = progress.unfinished
+        unfinished = progress.unfinished_summary()
     except KeyboardInterrupt:
         tracker.end(parent, "KILLED")
         raise
@@ -92,8 +102,8 @@ def execute(plan: Plan) -> int:
     code = report(tracker, parent, plan)
     if unfinished:  # the report shows them; the exit code must say so too
         print(
-            f"bench.run: {len(unfinished)} of {len(plan.seeds) * len(plan.methods)} cells have "
-            f"no result: {'; '.join(unfinished)} (a rerun resumes or retries them)",
+            f"bench.run: {len(progress.unfinished)} of {len(plan.seeds) * len(plan.methods)} "
+            f"cells have no result: {unfinished} (a rerun resumes or retries them)",
             file=sys.stderr,
         )
         return code or 1
@@ -169,11 +179,21 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("bench.run: interrupted; finished cells are stored in MLflow", file=sys.stderr)
         return 130
-    except Exception:  # a tracking server gone at any point: one line, not MLflow's traceback
-        reason = server_gone(plan.tracking_uri) if plan is not None else None
-        if reason is None:
+    except Exception as e:  # the store failed: one line, not MLflow's traceback
+        if plan is None:
             raise
-        print(f"bench.run: error: {StoreGone(plan.tracking_uri, reason)}", file=sys.stderr)
+        reason = server_gone(plan.tracking_uri)
+        if reason is not None:
+            print(f"bench.run: error: {StoreGone(plan.tracking_uri, reason)}", file=sys.stderr)
+            return 2
+        if not is_store_error(e):
+            raise
+        print(
+            f"bench.run: error: MLflow store {plan.tracking_uri!r} refused a write "
+            f"({first_line(e)}); the cells finished before are stored there; once it can be "
+            "written again (space, permissions), the same command resumes the rest",
+            file=sys.stderr,
+        )
         return 2
 
 

@@ -3,7 +3,8 @@
 A file is a header line, `seqgan-bench-cache sha256=<hex>`, then the bytes of `torch.save(obj)`;
 loading checks the digest before unpickling anything, so a damaged or truncated file (a bit
 flip, a full disk, a copy cut short) is reported, never silently used. Written atomically: a
-unique temporary file renamed into place, so a killed writer leaves the previous file.
+unique temporary file renamed into place, so a killed writer leaves the previous file, and a
+failed write (a full disk) removes its temporary file.
 """
 
 from __future__ import annotations
@@ -31,8 +32,12 @@ def save_verified(obj: Any, path: Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")  # unique: parallel workers may race
-    tmp.write_bytes(MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
-    tmp.replace(path)
+    try:
+        tmp.write_bytes(MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
+        tmp.replace(path)
+    except BaseException:  # a full disk, a kill: no partial file is left behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def load_verified(path: Path, **load_args: Any) -> Any:

@@ -33,7 +33,13 @@ def test_to_a_file_each_cell_gets_a_start_and_an_end_line_with_what_remains():
     assert lines[1].endswith("start seqgan seed 0 (2/3)")
     assert "end seqgan seed 0: finished after 0 s; 2/3 cells done, about 0 s left" in lines[2]
     assert lines[3].endswith("end mle seed 1: failed: boom; 3/3 cells done")
-    assert progress.unfinished == ["mle seed 1: failed"]
+    assert progress.unfinished == [("mle seed 1", "failed: boom")]
+    progress.finished("mle", 2, CellResult(Status.FAILED, "failed: boom"))
+    progress.finished("cot", 0, CellResult(Status.TIMEOUT, "timeout:\n 5 s"))
+    assert (
+        progress.unfinished_summary()
+        == "mle seed 1, mle seed 2: failed: boom; cot seed 0: timeout: 5 s"
+    )
 
 
 def test_in_a_terminal_log_lines_carry_no_source_link():

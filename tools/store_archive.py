@@ -42,7 +42,7 @@ from mlflow.entities import Dataset, DatasetInput, InputTag, Metric
 
 from bench.cells.plan import check_experiment
 from bench.store.generators import ARTIFACT as GENERATOR_ARTIFACT
-from bench.store.tracker import Tracker, TrackingError
+from bench.store.tracker import Tracker, TrackingError, check_store_writable
 from methods.config import ConfigError
 
 FORMAT = 1
@@ -298,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         check_experiment(args.experiment)  # bench.run and bench.report would refuse it
+        if args.command == "import":
+            check_store_writable(args.tracking_uri)
         tracker = Tracker(args.tracking_uri, args.experiment, create=args.command == "import")
         if args.command == "export":
             counts = export_runs(tracker, args.out_dir, args.generators)

@@ -41,7 +41,7 @@ class CellProgress:
         self.all = self.bar.add_task("all cells", total=n_cells, info="")
         self.cell = None
         self.current = ""  # "method seed s" of the cell running in this process
-        self.unfinished: list[str] = []  # "method seed s: status" of cells without a result
+        self.unfinished: list[tuple[str, str]] = []  # ("method seed s", why) without a result
         self.t0 = self.cell_t0 = time.monotonic()
         self.done = self.trained = 0  # cells ended (reused or skipped too), cells trained
 
@@ -102,7 +102,7 @@ class CellProgress:
     def skipped(self, method: str, seed: int, sentence: str) -> None:
         """A cell not run here (another invocation runs it); `sentence` says why."""
         self._log(f"{method} seed {seed}: {sentence}")
-        self.unfinished.append(f"{method} seed {seed}: {Status.BUSY.value}")
+        self.unfinished.append((f"{method} seed {seed}", f"{Status.BUSY.value}: {sentence}"))
         self._advance()
 
     def finished(self, method: str, seed: int, result: CellResult) -> None:
@@ -122,7 +122,15 @@ class CellProgress:
         elif result.status is not Status.FINISHED:
             self.bar.console.log(f"{cell}: {result}")
         if result.status in NO_RESULT:
-            self.unfinished.append(f"{cell}: {result.status.value}")
+            self.unfinished.append((cell, str(result)))
+
+    def unfinished_summary(self) -> str:
+        """One line of the cells without a result, grouped by why: 'mle seed 0, mle seed 1:
+        failed: OSError: ...; seqgan seed 0: busy: ...'."""
+        cells_by_why: dict[str, list[str]] = {}
+        for cell, why in self.unfinished:
+            cells_by_why.setdefault(" ".join(why.split()), []).append(cell)
+        return "; ".join(f"{', '.join(cells)}: {why}" for why, cells in cells_by_why.items())
 
     def _advance(self) -> None:
         self.done += 1

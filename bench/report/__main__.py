@@ -12,7 +12,7 @@ from bench.report.publish import publish_report
 from bench.report.table import print_table
 from bench.report.verdicts import DEFAULT_MARGIN
 from bench.report.write import write_report
-from bench.store.tracker import Tracker, TrackingError, default_uri
+from bench.store.tracker import Tracker, TrackingError, default_uri, read_only_reason
 from methods.config import ConfigError
 
 
@@ -60,13 +60,30 @@ def main(argv: list[str] | None = None) -> int:
                 "number of nats"
             )
         check_experiment(args.experiment)
-        tracker = Tracker(args.tracking_uri or default_uri(), args.experiment, create=False)
+        uri = args.tracking_uri or default_uri()
+        tracker = Tracker(uri, args.experiment, create=False)
         parent = tracker.parent_run(args.run_id) if args.run_id else tracker.latest_parent()
         methods = tracker.client.get_run(parent).data.params.get("methods", "").split(",")
         out_dir, kept = report_dir(Path(args.reports_dir) / args.experiment, methods, parent)
-        written = write_report(tracker, parent, out_dir, args.equivalence_margin)
-        if not args.no_publish:
-            publish_report(tracker, parent, out_dir, written)
+        try:
+            written = write_report(tracker, parent, out_dir, args.equivalence_margin)
+        except OSError as e:
+            raise ConfigError(
+                f"cannot write the report to {str(out_dir)!r} ({e.strerror or e}); "
+                "pass --reports-dir"
+            ) from None
+        read_only = read_only_reason(uri)
+        if read_only is not None and not args.no_publish:
+            print(
+                f"bench.report: note: the report is not put on parent run {parent}: the store "
+                f"is read-only ({read_only})",
+                file=sys.stderr,
+            )
+        elif not args.no_publish:
+            try:
+                publish_report(tracker, parent, out_dir, written)
+            except TrackingError as e:
+                raise TrackingError(f"{e}; the report files are in {str(out_dir)!r}") from None
     except (ConfigError, TrackingError, OSError) as e:
         print(f"bench.report: error: {e}", file=sys.stderr)
         return 2

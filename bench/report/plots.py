@@ -86,11 +86,17 @@ def _sweep_lines(ax, sweep: pd.DataFrame, x: str, y: str, dashed: tuple[str, ...
             )
 
 
+def _legend(ax) -> None:
+    """A legend when the axes hold a labelled line (an empty plot has none: no warning)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+
+
 def _save(fig, ax, xlabel: str, ylabel: str, title: str, path: Path) -> None:
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    _legend(ax)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -194,7 +200,7 @@ def plot_curves(
         ax.set_title("off the axis: " + ", ".join(notes), loc="right", fontsize=8, color="dimgrey")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize=8)
+    _legend(ax)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -9,7 +9,7 @@ import pandas as pd
 
 from bench.report.table import TERMINAL_COLUMNS
 from bench.report.write import REPORT_FILES, Report
-from bench.store.tracker import Tracker, TrackingError
+from bench.store.tracker import Tracker, TrackingError, first_line
 
 # the metrics put on the parent run, as <method>/<name>_{mean,lo,hi}
 PARENT_METRICS = {
@@ -62,7 +62,9 @@ def publish_report(tracker: Tracker, parent: str, out_dir: Path, report: Report)
         tracker.set_description(parent, _description(report.table, report.verdicts, parent, plots))
         tracker.log_metrics(parent, 0, parent_metrics(report.numbers))
     except Exception as e:  # MlflowException, OSError of a file artifact store, HTTP errors
-        raise TrackingError(f"cannot put the report on parent run {parent}: {e}") from None
+        raise TrackingError(
+            f"cannot put the report on parent run {parent}: {first_line(e)}"
+        ) from None
 
 
 def artifact_image(name: str, run_id: str) -> str:

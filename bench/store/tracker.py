@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import re
 import time
@@ -21,6 +22,8 @@ import mlflow
 import mlflow.data
 from mlflow import MlflowClient
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+from sqlalchemy.exc import SQLAlchemyError
 
 from bench.store.liveness import driver_alive
 
@@ -103,10 +106,48 @@ def artifact_location(uri: str, experiment: str) -> str | None:
     return (db.resolve().parent / "mlruns" / name).as_uri()
 
 
+# the line of a SQLAlchemy error that names the database's own complaint, e.g.
+# "(sqlite3.OperationalError) database or disk is full"; MLflow may put a note above it
+_DB_ERROR_LINE = re.compile(r"^\((?:[\w]+\.)*\w+\) \S")
+
+
 def first_line(error: BaseException) -> str:
-    """An exception's message on one line: SQLAlchemy's carry the SQL and a link below it."""
+    """An exception's message on one line: SQLAlchemy's carry the SQL and a link below it, and
+    MLflow may put an autoflush note above the database's own complaint, which wins."""
     lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
+    named = [line for line in lines if _DB_ERROR_LINE.match(line)]
+    return (named or lines or [type(error).__name__])[0]
+
+
+def read_only_reason(uri: str) -> str | None:
+    """Why a SQLite store cannot be written (a read-only filesystem, no write permission on the
+    database file or on its folder, where SQLite writes its journal), or None: it can, or it is
+    not a SQLite store, or it does not exist yet (`check_writable`'s probe covers its folder)."""
+    db = sqlite_path(uri)
+    if db is None or not db.exists():
+        return None
+    for path in (db, db.resolve().parent):
+        if not os.access(path, os.W_OK):
+            if os.statvfs(path).f_flag & os.ST_RDONLY:
+                return f"{str(path)!r} is on a read-only filesystem"
+            return f"no write permission on {str(path)!r}"
+    return None
+
+
+def is_store_error(error: BaseException) -> bool:
+    """Whether `error` came from the store: MLflow's or SQLAlchemy's exceptions (a database
+    that is full, read-only, locked or damaged), not from the code that called it."""
+    return isinstance(error, (MlflowException, SQLAlchemyError))
+
+
+def check_store_writable(uri: str) -> None:
+    """TrackingError, before any work, when the SQLite store at `uri` cannot be written."""
+    reason = read_only_reason(uri)
+    if reason is not None:
+        raise TrackingError(
+            f"MLflow store {uri!r} is read-only ({reason}); this command records runs in it: "
+            "pass a writable --tracking-uri"
+        )
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -138,11 +179,23 @@ def store_init_lock(uri: str) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
+class _RaisedAnyway(logging.Filter):
+    """Drops MLflow's logged traceback of a database error it raises right after: the caller
+    reports that error in one line (a full or read-only store)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("SQLAlchemy database error.")
+
+
+_QUIET_DB_ERRORS = _RaisedAnyway()
+
+
 class Tracker:
     """The MLflow store of one experiment."""
 
     def __init__(self, uri: str, experiment: str, create: bool = True) -> None:
         check_uri(uri)
+        logging.getLogger("mlflow.store.db.utils").addFilter(_QUIET_DB_ERRORS)  # once: a set
         if is_server(uri):
             for name, value in SERVER_RETRIES.items():
                 os.environ.setdefault(name, value)  # inherited by --jobs workers
