@@ -53,6 +53,12 @@ def _run(root, template, executor):
     return table.drop(columns=[c for c in table.columns if "ms" in c or "setup" in c])
 
 
+def test_ray_exits_1_naming_every_cell_without_a_result(tmp_path, mlflow_uri):
+    from tests.test_reliability import cells_without_result_exit_1
+
+    cells_without_result_exit_1(tmp_path, mlflow_uri, "--executor", "ray")
+
+
 @pytest.mark.slow
 def test_ray_executor_table_equals_local(tmp_path, _mlflow_template, local_ray_cluster):
     local = _run(tmp_path / "local", _mlflow_template, "local")

@@ -450,6 +450,33 @@ def test_a_cell_past_its_time_limit_is_recorded_timeout_and_resumable(tmp_path, 
     assert statuses == ["finished", "timeout"]
 
 
+def cells_without_result_exit_1(root, uri, *executor: str) -> None:
+    """bench.run in a process of its own with every cell past a 1 ms limit: exit 1, the last
+    stderr line names the four cells and why, and no run is left RUNNING."""
+    argv = _argv(root, uri, "--methods", "mle,pretrained", "--seeds", "2", *executor)
+    argv += ["--bench.sweep-alphas", "1", "--bench.cell-timeout", "0.001"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.run", *argv], capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("bench.run: 4 of 4 cells have no result: "), last
+    cells = last.split(": ")[2].split(", ")
+    assert sorted(cells) == sorted(f"{m} seed {s}" for m in ("mle", "pretrained") for s in (0, 1))
+    assert last.endswith(
+        ": timeout: stopped after --bench.cell-timeout 0.001 s; a rerun resumes it "
+        "(a rerun resumes or retries them)"
+    )
+    runs = MlflowClient(tracking_uri=uri).search_runs(
+        [MlflowClient(tracking_uri=uri).get_experiment_by_name("rel").experiment_id]
+    )
+    assert runs and "RUNNING" not in {r.info.status for r in runs}
+
+
+def test_jobs_exit_1_naming_every_cell_without_a_result(tmp_path, mlflow_uri):
+    cells_without_result_exit_1(tmp_path, mlflow_uri, "--jobs", "2")
+
+
 def test_stale_parent_runs_are_marked_killed(tmp_path, mlflow_uri):
     from bench.store.liveness import driver_tags
     from bench.store.tracker import Tracker
