@@ -12,6 +12,7 @@ differs from run to run. Below, each message is written once, its key part betwe
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass
 from functools import partial
@@ -396,3 +397,99 @@ ARCHIVE = (
 )
 
 CASES = (*RUN_OPTIONS, *ORACLE_FILES, *RUN_FILES, *REPORT, *NOT_A_STORE, *OTHERS, *ARCHIVE)
+
+
+def shows(shown: str, line: str) -> bool:
+    """`line` is `shown`, each `…` standing for some text."""
+    return re.fullmatch(".+".join(map(re.escape, shown.split("…"))), line) is not None
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A fault of the filesystem under the store, the cache or the reports, made on a real
+    tmpfs by tests/test_filesystem_faults.py, and the last line the command answers with (`…`
+    stands for a path, a run id, or a cell's placement)."""
+
+    command: str
+    fault: str
+    exit: int
+    shown: str
+
+
+_READ_ONLY_STORE = (
+    "MLflow store 'sqlite:///…/mlflow.db' is read-only ('…/mlflow.db' is on a read-only "
+    "filesystem); this command records runs in it: pass a writable --tracking-uri"
+)
+FAULTS = {
+    "run-read-only-store": Fault(
+        "python -m bench.run",
+        "the store on a read-only filesystem",
+        2,
+        f"bench.run: error: {_READ_ONLY_STORE}",
+    ),
+    "report-read-only-store": Fault(
+        "python -m bench.report",
+        "the store on a read-only filesystem (the report is written)",
+        0,
+        "bench.report: note: the report is not put on parent run …: the store is read-only "
+        "('…/mlflow.db' is on a read-only filesystem)",
+    ),
+    "rescore-read-only-store": Fault(
+        "python -m bench.rescore",
+        "the store on a read-only filesystem",
+        2,
+        f"bench.rescore: error: {_READ_ONLY_STORE}",
+    ),
+    "import-read-only-store": Fault(
+        "python tools/store_archive.py import",
+        "the store on a read-only filesystem",
+        2,
+        f"error: {_READ_ONLY_STORE}",
+    ),
+    "run-full-store": Fault(
+        "python -m bench.run",
+        "the store on a full filesystem",
+        2,
+        "bench.run: error: MLflow store 'sqlite:///…/mlflow.db' refused a write "
+        "((sqlite3.OperationalError) database or disk is full); the cells finished before are "
+        "stored there; once it can be written again (space, permissions), the same command "
+        "resumes the rest",
+    ),
+    "report-full-store": Fault(
+        "python -m bench.report",
+        "the store on a full filesystem (the report is written)",
+        2,
+        "bench.report: error: cannot put the report on parent run …: "
+        "(sqlite3.OperationalError) database or disk is full; the report files are in '…'",
+    ),
+    "run-full-reports": Fault(
+        "python -m bench.run",
+        "the reports folder on a full filesystem",
+        2,
+        "bench.run: error: reports directory '…' is not writable (No space left on device); "
+        "pass --reports-dir",
+    ),
+    "run-full-cache": Fault(
+        "python -m bench.run",
+        "the cache folder on a full filesystem",
+        2,
+        "bench.run: error: cache directory '…' is not writable (No space left on device); "
+        "pass --cache-dir",
+    ),
+    "report-full-reports": Fault(
+        "python -m bench.report",
+        "the reports folder on a full filesystem",
+        2,
+        "bench.report: error: cannot write the report to '…' (No space left on device); "
+        "pass --reports-dir",
+    ),
+    "run-cache-fills": Fault(
+        "python -m bench.run",
+        "the cache's filesystem fills during the run (room for the task data, not for a "
+        "pre-training); the same command with room finishes the cell",
+        1,
+        "bench.run: 1 of 1 cells have no result: mle seed 0: failed: OSError: [Errno 28] No "
+        "space left on device (traceback.txt in its MLflow run) (a rerun resumes or retries "
+        "them)",
+    ),
+}

@@ -2,7 +2,6 @@
 what tools/bad_input_table.py renders from the cases."""
 
 import json
-import re
 import shlex
 import sqlite3
 from contextlib import closing
@@ -17,7 +16,7 @@ from bench.store.generators import generator_record, log_generator
 from bench.store.tracker import Tracker
 from methods.generator import LSTMGenerator
 from oracle.data import OracleSpec, build_oracle
-from tests.bad_input_cases import CASES, ENTRIES
+from tests.bad_input_cases import CASES, ENTRIES, shows
 from tests.conftest import ROOT
 from tests.test_cli import _bad_oracle_files
 from tools.bad_input_table import PROG, render
@@ -132,11 +131,6 @@ def _runs(db: Path, status: str = "%") -> int:
         return connection.execute(query, (status,)).fetchone()[0]
 
 
-def _shows(shown: str, line: str) -> bool:
-    """`line` is `shown`, each `…` standing for some text."""
-    return re.fullmatch(".+".join(map(re.escape, shown.split("…"))), line) is not None
-
-
 @pytest.mark.parametrize("case", CASES, ids=[f"{c.entry} {shlex.join(c.args)}" for c in CASES])
 def test_each_case_prints_the_line_its_row_shows(
     case, mlflow_uri, tmp_path, monkeypatch, capsys, request
@@ -152,7 +146,7 @@ def test_each_case_prints_the_line_its_row_shows(
     assert err.count("\n") == 1 and err.endswith("\n") and "Traceback" not in err, err
     line = err.removesuffix("\n")
     assert case.key in line
-    assert _shows(case.shown, line), (
+    assert shows(case.shown, line), (
         f"the row shows\n  {case.shown}\nthe command printed\n  {line}\n"
         f"edit tests/bad_input_cases.py, then run {REGENERATE}"
     )

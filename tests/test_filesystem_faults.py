@@ -18,6 +18,7 @@ import pytest
 from mlflow import MlflowClient
 
 from bench.run import main as run_main
+from tests.bad_input_cases import FAULTS, shows
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENT = "fs"
@@ -89,12 +90,16 @@ def _on_small_fs(
     )
 
 
-def _one_line(proc: subprocess.CompletedProcess, code: int) -> str:
-    assert proc.returncode == code, proc.stderr[-3000:]
+def _answers(proc: subprocess.CompletedProcess, fault: str, one_line: bool = True) -> str:
+    """The command's last stderr line, checked against FAULTS[fault] (docs/bad-input.md's row):
+    its exit code, no traceback, and with `one_line` nothing else on stderr."""
+    row = FAULTS[fault]
+    assert proc.returncode == row.exit, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    return lines[0]
+    assert len(lines) == 1 or not one_line, proc.stderr
+    assert shows(row.shown, lines[-1]), lines[-1]
+    return lines[-1]
 
 
 def _copy_store(finished: dict) -> str:
@@ -116,7 +121,7 @@ def test_bench_run_refuses_a_read_only_store_in_one_line(finished, tmp_path):
     proc = _on_small_fs(
         m, "4m", f"{_copy_store(finished)}; {READ_ONLY}", ["-m", "bench.run"] + argv
     )
-    assert _one_line(proc, 2) == (
+    assert _answers(proc, "run-read-only-store") == (
         f"bench.run: error: MLflow store 'sqlite:///{m / 'mlflow.db'}' is read-only "
         f"('{m / 'mlflow.db'}' is on a read-only filesystem); this command records runs in it: "
         "pass a writable --tracking-uri"
@@ -132,8 +137,7 @@ def test_bench_report_reads_a_read_only_store_and_says_the_report_is_not_attache
     argv += ["--tracking-uri", f"sqlite:///{m / 'mlflow.db'}"]
     argv += ["--reports-dir", str(tmp_path / "reports")]
     proc = _on_small_fs(m, "4m", f"{_copy_store(finished)}; {READ_ONLY}", argv)
-    line = _one_line(proc, 0)
-    assert line.startswith("bench.report: note: the report is not put on parent run ")
+    line = _answers(proc, "report-read-only-store")
     assert line.endswith(
         f"the store is read-only ('{m / 'mlflow.db'}' is on a read-only filesystem)"
     )
@@ -159,7 +163,7 @@ def test_commands_that_write_runs_refuse_a_read_only_store_in_one_line(finished,
         ],
     }[command]
     proc = _on_small_fs(m, "4m", f"{_copy_store(finished)}; {READ_ONLY}", argv)
-    assert _one_line(proc, 2).endswith(
+    assert _answers(proc, f"{command}-read-only-store").endswith(
         f"MLflow store {uri!r} is read-only ('{m / 'mlflow.db'}' is on a read-only filesystem); "
         "this command records runs in it: pass a writable --tracking-uri"
     )
@@ -175,7 +179,7 @@ def test_bench_run_on_a_full_store_stops_in_one_line_and_loses_nothing(finished,
     proc = _on_small_fs(
         m, "4m", f"{_copy_store(finished)}; {FILL}", ["-m", "bench.run"] + argv, kept
     )
-    assert _one_line(proc, 2) == (
+    assert _answers(proc, "run-full-store") == (
         f"bench.run: error: MLflow store 'sqlite:///{m / 'mlflow.db'}' refused a write "
         "((sqlite3.OperationalError) database or disk is full); the cells finished before are "
         "stored there; once it can be written again (space, permissions), the same command "
@@ -193,8 +197,7 @@ def test_bench_report_on_a_full_store_writes_the_files_and_says_what_failed(fini
     argv += ["--reports-dir", str(tmp_path / "reports")]
     proc = _on_small_fs(m, "4m", f"{_copy_store(finished)}; {FILL}", argv)
     out = tmp_path / "reports" / EXPERIMENT
-    line = _one_line(proc, 2)
-    assert line.startswith("bench.report: error: cannot put the report on parent run ")
+    line = _answers(proc, "report-full-store")
     assert line.endswith(
         f": (sqlite3.OperationalError) database or disk is full; the report files are in "
         f"{str(out)!r}"
@@ -213,7 +216,7 @@ def test_bench_run_refuses_a_full_reports_or_cache_folder_before_any_work(
     argv = _argv(f"sqlite:///{store}", dirs["reports"], dirs["cache"])
     proc = _on_small_fs(m, "1m", FILL, ["-m", "bench.run"] + argv)
     where = str(dirs[folder] / EXPERIMENT) if folder == "reports" else str(dirs[folder])
-    assert _one_line(proc, 2) == (
+    assert _answers(proc, f"run-full-{folder}") == (
         f"bench.run: error: {folder} directory {where!r} is not writable (No space left on "
         f"device); pass --{folder}-dir"
     )
@@ -225,7 +228,7 @@ def test_bench_report_refuses_a_full_reports_folder_in_one_line(finished, tmp_pa
     argv = ["-m", "bench.report", "--experiment", EXPERIMENT, "--reports-dir", str(m)]
     argv += ["--tracking-uri", f"sqlite:///{finished['root'] / 'mlflow.db'}"]
     proc = _on_small_fs(m, "1m", FILL, argv)
-    assert _one_line(proc, 2) == (
+    assert _answers(proc, "report-full-reports") == (
         f"bench.report: error: cannot write the report to {str(m / EXPERIMENT)!r} (No space "
         "left on device); pass --reports-dir"
     )
@@ -243,11 +246,7 @@ def test_a_cache_that_fills_mid_run_fails_the_cell_in_one_summary_line(
     shutil.copy(_mlflow_template, store)
     argv = _argv(f"sqlite:///{store}", tmp_path / "reports", m / "cache")
     proc = _on_small_fs(m, "600k", "true", ["-m", "bench.run"] + argv, kept)
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
-    assert proc.stderr.strip().splitlines()[-1] == (
-        "bench.run: 1 of 1 cells have no result: mle seed 0: failed: OSError: [Errno 28] No "
-        "space left on device (traceback.txt in its MLflow run) (a rerun resumes or retries them)"
-    )
+    assert _answers(proc, "run-cache-fills", one_line=False) == FAULTS["run-cache-fills"].shown
     assert "RUNNING" not in _statuses(store)
     assert [p.name for p in (kept / "cache").glob("*.tmp")] == []
     assert [p.name for p in (kept / "cache").glob("data-*.pt")] != []  # what fitted is kept

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from bench.cli import OneLineParser
-from tests.bad_input_cases import CASES, ENTRIES
+from tests.bad_input_cases import CASES, ENTRIES, FAULTS
 
 PROG = "python -m tools.bad_input_table"
 INTRO = f"""# Bad input, tried as a new user would
@@ -31,6 +31,16 @@ line the row shows (`…` stands for a part that differs from run to run, such a
 no run is left `RUNNING` and, where a section says nothing is written, that no file appeared or
 went; it fails while this file is not what the cases render. `tests/test_cli.py` reads its
 bench.run option and oracle-file cases from the same module."""
+
+
+FAULTS_INTRO = """## Faults of the filesystem
+
+Each row's fault is made on a real tmpfs, mounted in a private mount namespace, by
+`tests/test_filesystem_faults.py`: the store, the cache or the reports folder on a read-only or a
+full filesystem. The test checks the exit code, that stderr holds no traceback and ends with the
+row's line (its only line, but in the last row, where the progress lines come first), and, where
+the store can be written, that no run is left `RUNNING` and every finished run is still there.
+`…` stands for a path or a run id."""
 
 
 def _code(text: str) -> str:
@@ -63,6 +73,10 @@ def render() -> str:
             "|---|---|---|",
         ]
         lines += [f"| {_input(c)} | {c.exit} | {_code(c.shown)} |" for c in cases]
+    lines += ["", FAULTS_INTRO, "", "| command | fault | exit | message |", "|---|---|---|---|"]
+    lines += [
+        f"| `{f.command}` | {f.fault} | {f.exit} | {_code(f.shown)} |" for f in FAULTS.values()
+    ]
     return "\n".join(lines) + "\n"
 
 
