@@ -13,9 +13,11 @@ tokens do not depend on the CPU's instruction set; training draws with the faste
 
 from __future__ import annotations
 
+import math
 from typing import Protocol
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 State = tuple[Tensor, Tensor]  # (h, c), each (1, B, H)
@@ -48,6 +50,33 @@ def sample_categorical(probs: Tensor, rng: torch.Generator) -> Tensor:
     u = u * cdf[:, -1:]  # (B, 1): scale by the row total so rounding in cumsum cannot overflow
     idx = torch.searchsorted(cdf, u, right=True).squeeze(1)  # (B,)
     return idx.clamp_(max=probs.shape[1] - 1)
+
+
+def sample_blocked(weights: Tensor, block: int, rng: torch.Generator) -> Tensor:
+    """One exact inverse-CDF draw per row of unnormalised weights (M, V); returns (M,) int64.
+
+    The CDF is taken in two levels, over blocks of `block` tokens and then inside the chosen
+    block, so the pass over V is a cheap block sum instead of a sequential cumsum (the same
+    distribution as `sample_categorical`, which it matches up to float rounding). One uniform per
+    row, of the weights' dtype.
+    """
+    m, v = weights.shape
+    blocks = weights.view(m, v // block, block)  # (M, K, S)
+    block_cdf = blocks.sum(dim=-1).cumsum(dim=-1)  # (M, K)
+    u = torch.rand(m, 1, generator=rng, device=weights.device, dtype=weights.dtype)  # (M, 1)
+    u = u * block_cdf[:, -1:]  # (M, 1)
+    b = torch.searchsorted(block_cdf, u, right=True).clamp_(max=v // block - 1)  # (M, 1)
+    below = F.pad(block_cdf, (1, 0)).gather(1, b)  # (M, 1): the mass of the blocks before b
+    inner = blocks.gather(1, b[:, :, None].expand(m, 1, block)).squeeze(1).cumsum(dim=-1)
+    k = torch.searchsorted(inner, u - below, right=True).clamp_(max=block - 1)  # (M, 1)
+    return (b * block + k).squeeze(1)
+
+
+def block_size(vocab_size: int) -> int:
+    """The smallest divisor of V that is >= sqrt(V): both CDF levels stay short."""
+    return next(
+        d for d in range(math.isqrt(vocab_size - 1) + 1, vocab_size + 1) if vocab_size % d == 0
+    )
 
 
 # log_prob's default chunk: (B, T, V) float32 temporaries of at most 16 MiB, under the 32 MiB
@@ -214,12 +243,16 @@ def _sample_float64(
     w: dict[str, Tensor], n: int, rng: torch.Generator, temperature: float, model: LSTMGenerator
 ) -> Tensor:
     """One batch of `LSTMGenerator.sample_portable` from its float64 CPU state dict `w`: the
-    equations of torch.nn.LSTM (gates i, f, g, o) written out, so no float32 kernel is used."""
+    equations of torch.nn.LSTM (gates i, f, g, o) written out, so no float32 kernel is used; the
+    temperature folded into the read-out, and the draw a two-level inverse CDF over exp(logits -
+    max) (`sample_blocked`: a block sum instead of a sequential cumsum over V)."""
     h = torch.zeros(n, model.hidden_dim, dtype=torch.float64)  # (B, H)
     c = torch.zeros_like(h)  # (B, H)
     tokens = torch.full((n,), model.start_token, dtype=torch.long)  # (B,)
     out = torch.empty(n, model.seq_len, dtype=torch.long)  # (B, T)
     bias = w["lstm.bias_ih_l0"] + w["lstm.bias_hh_l0"]  # (4H,)
+    w_out, b_out = w["out.weight"] / temperature, w["out.bias"] / temperature  # (V, H), (V,)
+    block = block_size(model.vocab_size)
     for t in range(model.seq_len):
         x = w["embedding.weight"][tokens]  # (B, E)
         gates = torch.addmm(bias, x, w["lstm.weight_ih_l0"].T)  # (B, 4H)
@@ -227,8 +260,9 @@ def _sample_float64(
         i, f, g, o = gates.chunk(4, dim=1)  # each (B, H)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)  # (B, H)
         h = torch.sigmoid(o) * torch.tanh(c)  # (B, H)
-        logits = torch.addmm(w["out.bias"], h, w["out.weight"].T)  # (B, V)
-        tokens = sample_categorical(torch.softmax(logits / temperature, dim=-1), rng)  # (B,)
+        logits = torch.addmm(b_out, h, w_out.T)  # (B, V), at the temperature
+        weights = logits.sub_(logits.amax(dim=1, keepdim=True)).exp_()  # (B, V), max 1
+        tokens = sample_blocked(weights, block, rng)  # (B,)
         out[:, t] = tokens
     return out
 

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from methods.discriminator import Discriminator
-from methods.generator import LSTMGenerator
+from methods.generator import LSTMGenerator, block_size, sample_blocked
 
 # ----- the rollouts: Q(Y_{1:t-1}, y_t), (B, T) -----
 
@@ -223,7 +223,7 @@ class StepTables:
         self.w_hh = lstm.weight_hh_l0.detach().T  # (H, 4H)
         # read-out with its bias as an extra input row: mm writes the logits in one pass (H+1, V)
         self.w_out = torch.cat([generator.out.weight.T, generator.out.bias[None]]) * log2e
-        self.start, self.block = generator.start_token, _block_size(generator.vocab_size)
+        self.start, self.block = generator.start_token, block_size(generator.vocab_size)
         # h = o * tanh(c) lies in (-1, 1)^H, so no logit exceeds this bound in magnitude. Below
         # 100 (log2 units), exp2 of the raw logits can neither overflow (even summed over V) nor
         # flush a whole row to zero: the per-row max pass is then unnecessary.
@@ -279,31 +279,6 @@ class StepTables:
             tokens = sample_blocked(self.weights(h, out=buffer), self.block, rng)  # (n*b,)
             y[:, t] = tokens
         return y
-
-
-def sample_blocked(weights: Tensor, block: int, rng: torch.Generator) -> Tensor:
-    """One exact inverse-CDF draw per row of unnormalised weights (M, V); returns (M,) int64.
-
-    The CDF is taken in two levels, over blocks of `block` tokens and then inside the chosen
-    block, so the pass over V is a cheap block sum instead of a sequential cumsum (the same
-    distribution as `sample_categorical`, which it matches up to float rounding).
-    """
-    m, v = weights.shape
-    blocks = weights.view(m, v // block, block)  # (M, K, S)
-    block_cdf = blocks.sum(dim=-1).cumsum(dim=-1)  # (M, K)
-    u = torch.rand(m, 1, generator=rng, device=weights.device) * block_cdf[:, -1:]  # (M, 1)
-    b = torch.searchsorted(block_cdf, u, right=True).clamp_(max=v // block - 1)  # (M, 1)
-    below = F.pad(block_cdf, (1, 0)).gather(1, b)  # (M, 1): the mass of the blocks before b
-    inner = blocks.gather(1, b[:, :, None].expand(m, 1, block)).squeeze(1).cumsum(dim=-1)
-    k = torch.searchsorted(inner, u - below, right=True).clamp_(max=block - 1)  # (M, 1)
-    return (b * block + k).squeeze(1)
-
-
-def _block_size(vocab_size: int) -> int:
-    """The smallest divisor of V that is >= sqrt(V): both CDF levels stay short."""
-    return next(
-        d for d in range(math.isqrt(vocab_size - 1) + 1, vocab_size + 1) if vocab_size % d == 0
-    )
 
 
 def _sample_n(weights: Tensor, n: int, rng: torch.Generator) -> Tensor:

@@ -10,13 +10,12 @@ from methods import METHODS
 from methods.base import TrainContext
 from methods.config import ConfigError, build, flatten
 from methods.discriminator import Discriminator
-from methods.generator import sample_categorical
+from methods.generator import sample_blocked, sample_categorical
 from methods.rollout import (
     StepTables,
     WindowScorer,
     fast_rollout_rewards,
     reference_rollout_rewards,
-    sample_blocked,
 )
 from methods.seqgan import PRESETS, Config, ConstConfig, ConstRewardTrainer, SeqGANTrainer
 from tests.conftest import one_token_generator, tiny_generator
