@@ -118,6 +118,11 @@ def rescore(tracker: Tracker, parent_id: str | None, args: argparse.Namespace, c
             f"the rebuilt task is {identity!r}, the runs were scored on {stored!r}; pass the "
             "--oracle, --oracle-path and --oracle-seed of the original invocation"
         )
+    if "task_data" not in tags:  # stored before the float64 sampler: its data are not these
+        raise RescoreError(
+            f"parent run {parent.info.run_id} has no task_data tag: it was scored on task data "
+            "drawn by an earlier sampler, which this version does not draw; rerun bench.run"
+        )
     settings = bench_settings(params, f"parent run {parent.info.run_id}")
     runs = tracker.cells(parent.info.run_id)
     finished = [
@@ -139,6 +144,8 @@ def rescore(tracker: Tracker, parent_id: str | None, args: argparse.Namespace, c
     if not finished:
         raise RescoreError(f"parent run {parent.info.run_id} has no finished method cell")
     for r in finished:
+        if r.data.tags.get("task_data", tags["task_data"]) != tags["task_data"]:
+            raise RescoreError(f"run {r.info.run_id} was scored on other task data")
         if r.data.tags.get("oracle", stored) != stored:
             raise RescoreError(f"run {r.info.run_id} was scored on {r.data.tags['oracle']!r}")
         mine = run_settings(r, params)
@@ -153,7 +160,7 @@ def rescore(tracker: Tracker, parent_id: str | None, args: argparse.Namespace, c
         )
     device = pick_device(args.device or original)
     task = load_task(spec, settings.n_train, settings.n_test, Path(args.cache_dir))
-    if tags.get("task_data", task.data_digest) != task.data_digest:
+    if tags["task_data"] != task.data_digest:
         raise RescoreError(
             f"the rebuilt task data are {task.data_digest!r}, the runs were scored on "
             f"{tags['task_data']!r} (data drawn by other sampling code); rerun bench.run"

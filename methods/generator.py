@@ -183,13 +183,14 @@ class LSTMGenerator(nn.Module):
         self, n: int, *, rng: torch.Generator, temperature: float = 1.0, batch_size: int = 1000
     ) -> Tensor:
         """(n, T) int64 samples drawn on CPU from the CPU generator `rng`, the whole pass in
-        float64: embedding, LSTM gates, read-out, softmax and the inverse CDF.
+        float64: embedding, LSTM gates, read-out, exp(logits - max) and a two-level inverse CDF.
 
         `sample`'s float32 kernels round differently per instruction set (ATen's vectorised
         sigmoid, tanh, exp, softmax), and a uniform near a CDF boundary then picks another token;
         in float64 only a uniform within ~1e-15 of a boundary could, so the tokens are the same
         on every CPU and device (tests/test_portable_sampling.py runs it under three ATen CPU
-        capabilities). Same distribution as `sample`, not the same draws. About 2x its time.
+        capabilities). Same distribution as `sample`, not the same draws; about 1.1-1.2x its
+        time (docs/performance.md).
         """
         weights = {k: v.detach().to("cpu", torch.float64) for k, v in self.state_dict().items()}
         rows = [_sample_float64(weights, m, rng, temperature, self) for m in _chunks(n, batch_size)]

@@ -3,8 +3,8 @@
 A file is a header line, `seqgan-bench-cache sha256=<hex>`, then the bytes of `torch.save(obj)`;
 loading checks the digest before unpickling anything, so a damaged or truncated file (a bit
 flip, a full disk, a copy cut short) is reported, never silently used. Written atomically: a
-unique temporary file renamed into place, so a killed writer leaves the previous file, and a
-failed write (a full disk) removes its temporary file.
+unique temporary file renamed into place, so a killed writer leaves the previous file (and, if
+SIGKILLed, a `*.tmp` beside it), and a failed write (a full disk) removes its temporary file.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def save_verified(obj: Any, path: Path) -> None:
     try:
         tmp.write_bytes(MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
         tmp.replace(path)
-    except BaseException:  # a full disk, a kill: no partial file is left behind
+    except BaseException:  # a full disk, Ctrl-C: no partial file (a SIGKILL can leave a *.tmp)
         tmp.unlink(missing_ok=True)
         raise
 

@@ -427,6 +427,13 @@ FAULTS = {
         2,
         f"bench.run: error: {_READ_ONLY_STORE}",
     ),
+    "run-read-only-folder": Fault(
+        "python -m bench.run",
+        "a new store's folder on a read-only filesystem",
+        2,
+        "bench.run: error: MLflow store 'sqlite:///…/new.db' is read-only ('…' is on a "
+        "read-only filesystem); this command records runs in it: pass a writable --tracking-uri",
+    ),
     "report-read-only-store": Fault(
         "python -m bench.report",
         "the store on a read-only filesystem (the report is written)",

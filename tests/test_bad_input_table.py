@@ -15,7 +15,7 @@ from bench.run import main as run_main
 from bench.store.generators import generator_record, log_generator
 from bench.store.tracker import Tracker
 from methods.generator import LSTMGenerator
-from oracle.data import OracleSpec, build_oracle
+from oracle.data import OracleSpec, build_oracle, load_task
 from tests.bad_input_cases import CASES, ENTRIES, shows
 from tests.conftest import ROOT
 from tests.test_cli import _bad_oracle_files
@@ -47,8 +47,11 @@ def _damaged_generator(request) -> dict[str, str]:
     """Experiment keep with one invocation, INVOCATION, of the smoke preset's task (at 64
     sequences a split): its one finished cell's generator.pt lacks the tensor out.bias."""
     _, oracle = build_oracle(OracleSpec(kind="random", seed=66))
+    cache = request.getfixturevalue("tmp_path_factory").mktemp("data")
+    digest = load_task(OracleSpec(kind="random", seed=66), 64, 64, cache).data_digest
     tracker = Tracker(STORE, "keep")
-    parent = tracker.start("bench-x", {"kind": "parent", "oracle": oracle, "oracle_kind": "random"})
+    tags = {"kind": "parent", "oracle": oracle, "oracle_kind": "random", "task_data": digest}
+    parent = tracker.start("bench-x", tags)
     sizes = ("n_train", "n_test", "final_samples", "bleu_samples", "sweep_samples")
     params = {f"bench.{name}": 64 for name in sizes}
     tracker.log_params(parent, params | {"bench.eval_seed": 0, "bench.sweep_alphas": "1"})

@@ -129,6 +129,16 @@ def test_bench_run_refuses_a_read_only_store_in_one_line(finished, tmp_path):
     assert not (tmp_path / "reports").exists()
 
 
+def test_a_new_store_in_a_read_only_folder_is_refused_in_one_line(finished, tmp_path):
+    m = tmp_path / "ro"
+    argv = _argv(f"sqlite:///{m / 'new.db'}", tmp_path / "reports", finished["root"] / "cache")
+    proc = _on_small_fs(m, "1m", READ_ONLY, ["-m", "bench.run", *argv])
+    assert _answers(proc, "run-read-only-folder") == (
+        f"bench.run: error: MLflow store 'sqlite:///{m / 'new.db'}' is read-only ('{m}' is on a "
+        "read-only filesystem); this command records runs in it: pass a writable --tracking-uri"
+    )
+
+
 def test_bench_report_reads_a_read_only_store_and_says_the_report_is_not_attached(
     finished, tmp_path
 ):
@@ -232,6 +242,7 @@ def test_bench_report_refuses_a_full_reports_folder_in_one_line(finished, tmp_pa
         f"bench.report: error: cannot write the report to {str(m / EXPERIMENT)!r} (No space "
         "left on device); pass --reports-dir"
     )
+    assert "RUNNING" not in _statuses(finished["root"] / "mlflow.db")
 
 
 def test_a_cache_that_fills_mid_run_fails_the_cell_in_one_summary_line(

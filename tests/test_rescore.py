@@ -4,6 +4,7 @@ One smoke invocation (mle, one seed, one sweep alpha) into a real SQLite MLflow 
 by the tests below.
 """
 
+import re
 import shutil
 
 import pandas as pd
@@ -202,6 +203,39 @@ def test_rescore_refuses_another_task(store, capsys):
     old = store["parent"].info.run_id
     assert rescore.main(_args(store, "--run-id", old, "--oracle-seed", "67")) == 2
     _one_line_error(capsys, "bench.rescore", "the rebuilt task is 'random-s67-")
+
+
+def test_the_task_data_digest_is_tagged_on_every_run_and_named_in_the_report(store):
+    digest = store["parent"].data.tags["task_data"]
+    assert re.fullmatch("[0-9a-f]{12}", digest)
+    assert store["cell"].data.tags["task_data"] == digest
+    report = (store["root"] / "reports" / EXPERIMENT / "README.md").read_text()
+    assert f"task data `{digest}`" in report
+
+
+@pytest.mark.parametrize("tag", ["0123456789ab", None])
+def test_rescore_refuses_an_invocation_scored_on_other_task_data(store, capsys, tmp_path, tag):
+    """Another digest (data drawn by other sampling code), or none (stored before the tag)."""
+    old = _copy_of_the_invocation(store, "other-data")
+    client = store["client"]
+    if tag is None:
+        client.delete_tag(old, "task_data")
+    else:
+        client.set_tag(old, "task_data", tag)
+    child_tags = {k: v for k, v in store["cell"].data.tags.items() if not k.startswith("mlflow.")}
+    child_tags |= {"task_data": tag} if tag else {}
+    child = client.create_run(
+        store["exp"].experiment_id, run_name="c", tags=child_tags | {"mlflow.parentRunId": old}
+    )
+    kept = client.download_artifacts(store["cell"].info.run_id, ARTIFACT, str(tmp_path))
+    client.log_artifact(child.info.run_id, kept)  # the very generator: only the tag differs
+    client.set_terminated(child.info.run_id)
+    client.set_terminated(old)
+    assert rescore.main(_args(store, "--run-id", old)) == 2
+    expected = (
+        "the rebuilt task data are" if tag else "has no task_data tag: it was scored on task data"
+    )
+    _one_line_error(capsys, "bench.rescore", expected)
 
 
 def test_rescore_refuses_runs_without_generator(store, capsys):

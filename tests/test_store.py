@@ -44,3 +44,27 @@ def test_reading_a_store_that_does_not_exist_creates_nothing(tmp_path):
     with pytest.raises(TrackingError, match="no MLflow store at"):
         Tracker(f"sqlite:///{tmp_path / 'absent.db'}", "e", create=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_only_the_databases_own_errors_count_as_the_store_failing():
+    """bench.run words a store error as 'refused a write'; MLflow's errors about what the
+    caller asked (a param changed) must keep their traceback."""
+    import sqlite3
+
+    from mlflow.exceptions import MlflowException
+    from sqlalchemy.exc import OperationalError
+
+    from bench.store.tracker import first_line, is_store_error
+
+    full = OperationalError("INSERT", {}, sqlite3.OperationalError("database or disk is full"))
+    try:
+        try:
+            raise full
+        except OperationalError as e:
+            raise MlflowException("autoflush note\n" + str(e)) from e
+    except MlflowException as wrapped:
+        assert is_store_error(wrapped)
+        assert first_line(wrapped) == "(sqlite3.OperationalError) database or disk is full"
+    assert is_store_error(full)
+    assert not is_store_error(MlflowException("Changing param values is not allowed"))
+    assert not is_store_error(ValueError("x"))

@@ -22,7 +22,6 @@ import mlflow
 import mlflow.data
 from mlflow import MlflowClient
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
-from mlflow.exceptions import MlflowException
 from sqlalchemy.exc import SQLAlchemyError
 
 from bench.store.liveness import driver_alive
@@ -121,23 +120,37 @@ def first_line(error: BaseException) -> str:
 
 def read_only_reason(uri: str) -> str | None:
     """Why a SQLite store cannot be written (a read-only filesystem, no write permission on the
-    database file or on its folder, where SQLite writes its journal), or None: it can, or it is
-    not a SQLite store, or it does not exist yet (`check_writable`'s probe covers its folder)."""
+    database file or on its folder, where SQLite writes its journal and a new store its file), or
+    None: it can, or it is not a SQLite store, or its folder does not exist (opening it then
+    fails in one line)."""
     db = sqlite_path(uri)
-    if db is None or not db.exists():
+    if db is None:
         return None
-    for path in (db, db.resolve().parent):
-        if not os.access(path, os.W_OK):
-            if os.statvfs(path).f_flag & os.ST_RDONLY:
-                return f"{str(path)!r} is on a read-only filesystem"
-            return f"no write permission on {str(path)!r}"
+    folder = db.resolve().parent
+    for path in (db, folder) if db.exists() else (folder,):
+        try:
+            if os.access(path, os.W_OK) or not path.exists():
+                continue
+            read_only = os.statvfs(path).f_flag & os.ST_RDONLY
+        except OSError:  # gone meanwhile: opening the store will say so
+            continue
+        if read_only:
+            return f"{str(path)!r} is on a read-only filesystem"
+        return f"no write permission on {str(path)!r}"
     return None
 
 
-def is_store_error(error: BaseException) -> bool:
-    """Whether `error` came from the store: MLflow's or SQLAlchemy's exceptions (a database
-    that is full, read-only, locked or damaged), not from the code that called it."""
-    return isinstance(error, (MlflowException, SQLAlchemyError))
+def is_store_error(error: BaseException | None) -> bool:
+    """Whether `error` came from the store's database (a database that is full, read-only,
+    locked or damaged): a SQLAlchemy error, or an MLflow error raised from one. MLflow's errors
+    about what the caller asked (a param changed, a value too long) are not."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, SQLAlchemyError):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def check_store_writable(uri: str) -> None:
