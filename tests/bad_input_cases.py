@@ -490,6 +490,15 @@ FAULTS = {
         "bench.report: error: cannot write the report to '…' (No space left on device); "
         "pass --reports-dir",
     ),
+    "run-store-fills": Fault(
+        "python -m bench.run",
+        "the store's filesystem fills during the run (room for its runs' metrics, not for a "
+        "cell's generator.pt); the pre-training and reference rows are kept",
+        1,
+        "bench.run: 1 of 1 cells have no result: mle seed 0: failed: OSError: [Errno 28] No "
+        "space left on device (traceback.txt in its MLflow run) (a rerun resumes or retries "
+        "them)",
+    ),
     "run-cache-fills": Fault(
         "python -m bench.run",
         "the cache's filesystem fills during the run (room for the task data, not for a "

@@ -263,3 +263,29 @@ def test_a_cache_that_fills_mid_run_fails_the_cell_in_one_summary_line(
     assert [p.name for p in (kept / "cache").glob("data-*.pt")] != []  # what fitted is kept
     roomy = _argv(f"sqlite:///{store}", tmp_path / "reports", tmp_path / "cache")
     assert run_main(roomy) == 0
+
+
+def test_a_store_that_fills_mid_run_fails_the_cell_and_keeps_what_finished(
+    tmp_path, _mlflow_template, can_mount
+):
+    """The store's folder (its database and, beside it, its artifacts) with 1 MB to spare: the
+    pre-training and the reference rows are recorded, the cell's 1.3 MB generator.pt is not,
+    so the cell fails; exit 1, its last line says so, and no run stays RUNNING."""
+    m, kept = tmp_path / "store", tmp_path / "kept"
+    kept.mkdir()
+    size = f"{_mlflow_template.stat().st_size // 1024 + 1024}k"
+    argv = _argv(f"sqlite:///{m / 'mlflow.db'}", tmp_path / "reports", tmp_path / "cache")
+    setup = f'cp "{_mlflow_template}" "$M/mlflow.db"'
+    proc = _on_small_fs(m, size, setup, ["-m", "bench.run", *argv], kept)
+    assert _answers(proc, "run-store-fills", one_line=False) == FAULTS["run-store-fills"].shown
+    client = MlflowClient(tracking_uri=f"sqlite:///{kept / 'mlflow.db'}")
+    exp = client.get_experiment_by_name(EXPERIMENT)
+    runs = {r.info.run_name: r.info.status for r in client.search_runs([exp.experiment_id])}
+    assert runs.pop("mle-s0") == "FAILED"
+    assert {k: v for k, v in runs.items() if k.startswith(("pretrain", "ref-"))} == {
+        "pretrain-s0": "FINISHED",
+        "ref-oracle": "FINISHED",
+        "ref-unigram": "FINISHED",
+        "ref-uniform": "FINISHED",
+    }
+    assert "RUNNING" not in runs.values()

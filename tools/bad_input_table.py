@@ -38,7 +38,8 @@ FAULTS_INTRO = """## Faults of the filesystem
 Each row's fault is made on a real tmpfs, mounted in a private mount namespace, by
 `tests/test_filesystem_faults.py`: the store, the cache or the reports folder on a read-only or a
 full filesystem. The test checks the exit code, that stderr holds no traceback and ends with the
-row's line (its only line, but in the last row, where the progress lines come first), and, for
+row's line (its only line, but in the two rows where the disk fills during the run, whose
+progress lines come first), and, for
 `bench.run` on a store it can write, that no run is left `RUNNING` and every run the store held
 is still there. `…` stands for a path or a run id. The tests skip on a machine that cannot mount
 a tmpfs in a namespace (`unshare`)."""
