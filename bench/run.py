@@ -18,6 +18,7 @@ from bench.cells.plan import Invocation, Plan
 from bench.cells.progress import CellProgress
 from bench.cells.shared_runs import run_references
 from bench.cli import check_writable, make_plan
+from bench.store.faults import first_line, is_store_error
 from bench.store.liveness import driver_tags
 from bench.store.provenance import environment_tags, mlflow_context_tags
 from bench.store.tracker import (
@@ -26,8 +27,6 @@ from bench.store.tracker import (
     TrackingError,
     check_store_writable,
     check_uri,
-    first_line,
-    is_store_error,
     server_gone,
 )
 from methods import METHODS

@@ -54,7 +54,7 @@ def test_only_the_databases_own_errors_count_as_the_store_failing():
     from mlflow.exceptions import MlflowException
     from sqlalchemy.exc import OperationalError
 
-    from bench.store.tracker import first_line, is_store_error
+    from bench.store.faults import first_line, is_store_error
 
     full = OperationalError("INSERT", {}, sqlite3.OperationalError("database or disk is full"))
     try:

@@ -9,7 +9,8 @@ import pandas as pd
 
 from bench.report.table import TERMINAL_COLUMNS
 from bench.report.write import REPORT_FILES, Report
-from bench.store.tracker import Tracker, TrackingError, first_line
+from bench.store.faults import first_line
+from bench.store.tracker import Tracker, TrackingError
 
 # the metrics put on the parent run, as <method>/<name>_{mean,lo,hi}
 PARENT_METRICS = {

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import logging
 import os
 import re
 import time
@@ -22,8 +21,8 @@ import mlflow
 import mlflow.data
 from mlflow import MlflowClient
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
-from sqlalchemy.exc import SQLAlchemyError
 
+from bench.store.faults import first_line, quiet_db_error_logs
 from bench.store.liveness import driver_alive
 
 MAX_TAG_LENGTH = 8000  # MLflow's limit on a tag value
@@ -105,19 +104,6 @@ def artifact_location(uri: str, experiment: str) -> str | None:
     return (db.resolve().parent / "mlruns" / name).as_uri()
 
 
-# the line of a SQLAlchemy error that names the database's own complaint, e.g.
-# "(sqlite3.OperationalError) database or disk is full"; MLflow may put a note above it
-_DB_ERROR_LINE = re.compile(r"^\((?:[\w]+\.)*\w+\) \S")
-
-
-def first_line(error: BaseException) -> str:
-    """An exception's message on one line: SQLAlchemy's carry the SQL and a link below it, and
-    MLflow may put an autoflush note above the database's own complaint, which wins."""
-    lines = str(error).strip().splitlines()
-    named = [line for line in lines if _DB_ERROR_LINE.match(line)]
-    return (named or lines or [type(error).__name__])[0]
-
-
 def read_only_reason(uri: str) -> str | None:
     """Why a SQLite store cannot be written (a read-only filesystem, no write permission on the
     database file or on its folder, where SQLite writes its journal and a new store its file), or
@@ -138,19 +124,6 @@ def read_only_reason(uri: str) -> str | None:
             return f"{str(path)!r} is on a read-only filesystem"
         return f"no write permission on {str(path)!r}"
     return None
-
-
-def is_store_error(error: BaseException | None) -> bool:
-    """Whether `error` came from the store's database (a database that is full, read-only,
-    locked or damaged): a SQLAlchemy error, or an MLflow error raised from one. MLflow's errors
-    about what the caller asked (a param changed, a value too long) are not."""
-    seen: set[int] = set()
-    while error is not None and id(error) not in seen:
-        if isinstance(error, SQLAlchemyError):
-            return True
-        seen.add(id(error))
-        error = error.__cause__ or error.__context__
-    return False
 
 
 def check_store_writable(uri: str) -> None:
@@ -192,23 +165,12 @@ def store_init_lock(uri: str) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-class _RaisedAnyway(logging.Filter):
-    """Drops MLflow's logged traceback of a database error it raises right after: the caller
-    reports that error in one line (a full or read-only store)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("SQLAlchemy database error.")
-
-
-_QUIET_DB_ERRORS = _RaisedAnyway()
-
-
 class Tracker:
     """The MLflow store of one experiment."""
 
     def __init__(self, uri: str, experiment: str, create: bool = True) -> None:
         check_uri(uri)
-        logging.getLogger("mlflow.store.db.utils").addFilter(_QUIET_DB_ERRORS)  # once: a set
+        quiet_db_error_logs()
         if is_server(uri):
             for name, value in SERVER_RETRIES.items():
                 os.environ.setdefault(name, value)  # inherited by --jobs workers
