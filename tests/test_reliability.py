@@ -351,6 +351,33 @@ def test_a_cell_whose_worker_died_is_recorded_killed(tmp_path, mlflow_uri, resul
     assert run.info.status == "KILLED" and run.data.tags["cell_status"] == status
 
 
+def test_after_an_interrupt_cells_left_running_by_killed_workers_are_marked_killed(
+    tmp_path, mlflow_uri
+):
+    """A worker still busy after the interrupt's grace is killed before it ends its run: the
+    driver marks that run KILLED, but not a run whose cell another live process holds."""
+    from bench.cells.checkpoint import cell_lock
+    from bench.cells.executors import mark_lost_cells
+    from bench.cells.keys import Cell
+    from bench.cells.plan import Invocation
+    from bench.store.tracker import Tracker
+
+    argv = _argv(tmp_path, mlflow_uri, "--methods", "mle,pretrained")
+    (plan, mle), (_, pretrained) = _cell_key_of(argv, "mle", 0), _cell_key_of(argv, "pretrained", 0)
+    tracker = Tracker(mlflow_uri, "rel")
+    lost = tracker.start("mle", {"kind": "method", "cell_key": mle})
+    held = tracker.start("pretrained", {"kind": "method", "cell_key": pretrained})
+    inv = Invocation(plan, None, tracker, "parent", {})
+    cells = [Cell("mle", 0, mle), Cell("pretrained", 0, pretrained)]
+    # held as a live worker holds it (flock: another open file of the same process conflicts)
+    with cell_lock(plan.cache_dir, pretrained) as mine:
+        assert mine
+        mark_lost_cells(inv, cells)
+    run = tracker.client.get_run(lost)
+    assert run.info.status == "KILLED" and run.data.tags["cell_status"] == "killed"
+    assert tracker.client.get_run(held).info.status == "RUNNING"
+
+
 @dataclass(frozen=True)
 class _Job:
     value: int

@@ -30,8 +30,12 @@ def run_cells(inv: Invocation, todo: list[Cell], progress: CellProgress) -> None
     if plan.executor == "ray":
         schedule(RayPool(plan), inv, todo, progress)
     elif plan.jobs > 1:
-        with ProcessPool(plan) as pool:
-            schedule(pool, inv, todo, progress)
+        try:
+            with ProcessPool(plan) as pool:
+                schedule(pool, inv, todo, progress)
+        except KeyboardInterrupt:  # the pool killed the workers still busy after the grace
+            mark_lost_cells(inv, todo)
+            raise
     else:
         for seed in dict.fromkeys(cell.seed for cell in todo):
             progress.start_pretraining(seed)
@@ -40,6 +44,15 @@ def run_cells(inv: Invocation, todo: list[Cell], progress: CellProgress) -> None
                 progress.start(cell.method, cell.seed)
                 if run_cell(inv, cell, progress).status is Status.FAILED:
                     inv.tracker.check_reachable()  # a server gone: stop, not fail every cell
+
+
+def mark_lost_cells(inv: Invocation, cells: list[Cell]) -> None:
+    """After an interrupt: a worker killed before it could end its cell's run left it RUNNING;
+    mark each such run KILLED, where the cell's lock is free (no live process holds the cell)."""
+    for cell in cells:
+        with cell_lock(inv.plan.cache_dir, cell.key) as held:
+            if held:
+                inv.tracker.mark_killed(cell.key)
 
 
 # ----- jobs: what a worker runs -----
