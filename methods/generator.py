@@ -183,7 +183,7 @@ class LSTMGenerator(nn.Module):
         self, n: int, *, rng: torch.Generator, temperature: float = 1.0, batch_size: int = 1000
     ) -> Tensor:
         """(n, T) int64 samples drawn on CPU from the CPU generator `rng`, the whole pass in
-        float64: embedding, LSTM gates, read-out, exp(logits - max) and a two-level inverse CDF.
+        float64 (`SamplingStep`): LSTM gates, read-out, exp2 and a two-level inverse CDF.
 
         `sample`'s float32 kernels round differently per instruction set (ATen's vectorised
         sigmoid, tanh, exp, softmax), and a uniform near a CDF boundary then picks another token;
@@ -192,8 +192,8 @@ class LSTMGenerator(nn.Module):
         capabilities). Same distribution as `sample`, not the same draws; about 1.1-1.2x its
         time (docs/performance.md).
         """
-        weights = {k: v.detach().to("cpu", torch.float64) for k, v in self.state_dict().items()}
-        rows = [_sample_float64(weights, m, rng, temperature, self) for m in _chunks(n, batch_size)]
+        steps = SamplingStep(self, dtype=torch.float64, temperature=temperature)
+        rows = [steps.sample(m, self.seq_len, rng) for m in _chunks(n, batch_size)]
         return torch.cat(rows).to(self.device)
 
     def _sample_batch(self, n: int, rng: torch.Generator, temperature: float) -> Tensor:
@@ -240,32 +240,61 @@ class UnigramModel(nn.Module):
         return logp[x.to(logp.device)].sum(dim=1)  # (n,)
 
 
-def _sample_float64(
-    w: dict[str, Tensor], n: int, rng: torch.Generator, temperature: float, model: LSTMGenerator
-) -> Tensor:
-    """One batch of `LSTMGenerator.sample_portable` from its float64 CPU state dict `w`: the
-    equations of torch.nn.LSTM (gates i, f, g, o) written out, so no float32 kernel is used; the
-    temperature folded into the read-out, and the draw a two-level inverse CDF over exp(logits -
-    max) (`sample_blocked`: a block sum instead of a sequential cumsum over V)."""
-    h = torch.zeros(n, model.hidden_dim, dtype=torch.float64)  # (B, H)
-    c = torch.zeros_like(h)  # (B, H)
-    tokens = torch.full((n,), model.start_token, dtype=torch.long)  # (B,)
-    out = torch.empty(n, model.seq_len, dtype=torch.long)  # (B, T)
-    bias = w["lstm.bias_ih_l0"] + w["lstm.bias_hh_l0"]  # (4H,)
-    w_out, b_out = w["out.weight"] / temperature, w["out.bias"] / temperature  # (V, H), (V,)
-    block = block_size(model.vocab_size)
-    for t in range(model.seq_len):
-        x = w["embedding.weight"][tokens]  # (B, E)
-        gates = torch.addmm(bias, x, w["lstm.weight_ih_l0"].T)  # (B, 4H)
-        gates = gates.addmm_(h, w["lstm.weight_hh_l0"].T)  # (B, 4H)
-        i, f, g, o = gates.chunk(4, dim=1)  # each (B, H)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)  # (B, H)
-        h = torch.sigmoid(o) * torch.tanh(c)  # (B, H)
-        logits = torch.addmm(b_out, h, w_out.T)  # (B, V), at the temperature
-        weights = logits.sub_(logits.amax(dim=1, keepdim=True)).exp_()  # (B, V), max 1
-        tokens = sample_blocked(weights, block, rng)  # (B,)
-        out[:, t] = tokens
-    return out
+class SamplingStep:
+    """The generator's sampling step written out from its weights, exactly, for many draws.
+
+    The input half of the LSTM gates depends only on the token: one table (V, 4H) replaces
+    embedding + matmul. The read-out is scaled by log2(e) / temperature, so `exp2` yields the
+    unnormalised next-token probabilities (exp2 is cheaper than exp on CPU, and this pass over V
+    is the sampling cost). Same gate equations and order (i, f, g, o) as `torch.nn.LSTM`. With
+    `dtype`, the tables are copies of that dtype on CPU (`sample_portable`: float64).
+    """
+
+    @torch.no_grad()
+    def __init__(
+        self, generator: LSTMGenerator, dtype: torch.dtype | None = None, temperature: float = 1.0
+    ) -> None:
+        def w(p: Tensor) -> Tensor:
+            return p.detach() if dtype is None else p.detach().to("cpu", dtype)
+
+        lstm, scale = generator.lstm, 1 / (math.log(2) * temperature)
+        bias = w(lstm.bias_ih_l0) + w(lstm.bias_hh_l0)  # (4H,)
+        self.gates_in = torch.addmm(bias, w(generator.embedding.weight), w(lstm.weight_ih_l0).T)
+        self.w_hh = w(lstm.weight_hh_l0).T  # (H, 4H)
+        # read-out with its bias as an extra input row: mm writes the logits in one pass (H+1, V)
+        self.w_out = torch.cat([w(generator.out.weight).T, w(generator.out.bias)[None]]) * scale
+        self.start, self.block = generator.start_token, block_size(generator.vocab_size)
+        # h = o * tanh(c) lies in (-1, 1)^H, so no logit exceeds this bound in magnitude. Below
+        # 100 (log2 units), exp2 of the raw logits can neither overflow (even summed over V) nor
+        # flush a whole row to zero: the per-row max pass is then unnecessary.
+        bound = self.w_out.abs().sum(dim=0).max().item()
+        self.shift_rows = bound > 100
+
+    def step(self, tokens: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+        """Read tokens (M,) in state h, c (M, H): the new state."""
+        gates = torch.addmm(self.gates_in[tokens], h, self.w_hh)  # (M, 4H)
+        i, f, g, o = gates.chunk(4, dim=1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c), c
+
+    def weights(self, h: Tensor, out: Tensor | None = None) -> Tensor:
+        """Next-token probabilities up to a per-row factor (M, V); written into `out` if given
+        (a buffer reused across steps spares the allocator a fresh 20 MB per step)."""
+        logits2 = torch.mm(F.pad(h, (0, 1), value=1.0), self.w_out, out=out)  # (M, V), log2 units
+        if self.shift_rows:  # large logits: make each row's max 0 before exponentiating
+            logits2.sub_(logits2.amax(dim=1, keepdim=True))
+        return logits2.exp2_()
+
+    def sample(self, n: int, seq_len: int, rng: torch.Generator) -> Tensor:
+        """(n, T) int64 draws from the start token, one two-level inverse CDF per step."""
+        h = self.w_hh.new_zeros(n, self.w_hh.shape[0])  # (B, H)
+        c, tokens = h, torch.full((n,), self.start, dtype=torch.long, device=h.device)  # (B,)
+        out = torch.empty(n, seq_len, dtype=torch.long, device=h.device)  # (B, T)
+        for t in range(seq_len):
+            h, c = self.step(tokens, h, c)
+            tokens = sample_blocked(self.weights(h), self.block, rng)  # (B,)
+            out[:, t] = tokens
+        return out
 
 
 def _chunks(n: int, size: int) -> list[int]:

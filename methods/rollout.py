@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from methods.discriminator import Discriminator
-from methods.generator import LSTMGenerator, block_size, sample_blocked
+from methods.generator import LSTMGenerator, SamplingStep, sample_blocked
 
 # ----- the rollouts: Q(Y_{1:t-1}, y_t), (B, T) -----
 
@@ -206,44 +206,9 @@ class Workspace:
         return buf[:n].view(shape)
 
 
-class StepTables:
-    """The generator's sampling step, restructured exactly for many short completions.
-
-    The input half of the LSTM gates depends only on the token: one table (V, 4H) per generator
-    version replaces embedding + matmul. The read-out is scaled by log2(e), so `exp2` yields the
-    unnormalised next-token probabilities (exp2 is cheaper than exp on CPU, and this pass over V
-    is the sampling cost). Same gate equations and order (i, f, g, o) as `torch.nn.LSTM`.
-    """
-
-    @torch.no_grad()
-    def __init__(self, generator: LSTMGenerator) -> None:
-        lstm, log2e = generator.lstm, 1 / math.log(2)
-        bias = lstm.bias_ih_l0 + lstm.bias_hh_l0  # (4H,)
-        self.gates_in = torch.addmm(bias, generator.embedding.weight, lstm.weight_ih_l0.T)
-        self.w_hh = lstm.weight_hh_l0.detach().T  # (H, 4H)
-        # read-out with its bias as an extra input row: mm writes the logits in one pass (H+1, V)
-        self.w_out = torch.cat([generator.out.weight.T, generator.out.bias[None]]) * log2e
-        self.start, self.block = generator.start_token, block_size(generator.vocab_size)
-        # h = o * tanh(c) lies in (-1, 1)^H, so no logit exceeds this bound in magnitude. Below
-        # 100 (log2 units), exp2 of the raw logits can neither overflow (even summed over V) nor
-        # flush a whole row to zero: the per-row max pass is then unnecessary.
-        bound = self.w_out.abs().sum(dim=0).max().item()
-        self.shift_rows = bound > 100
-
-    def step(self, tokens: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
-        """Read tokens (M,) in state h, c (M, H): the new state."""
-        gates = torch.addmm(self.gates_in[tokens], h, self.w_hh)  # (M, 4H)
-        i, f, g, o = gates.chunk(4, dim=1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        return torch.sigmoid(o) * torch.tanh(c), c
-
-    def weights(self, h: Tensor, out: Tensor | None = None) -> Tensor:
-        """Next-token probabilities up to a per-row factor (M, V); written into `out` if given
-        (a buffer reused across steps spares the allocator a fresh 20 MB per step)."""
-        logits2 = torch.mm(F.pad(h, (0, 1), value=1.0), self.w_out, out=out)  # (M, V), log2 units
-        if self.shift_rows:  # large logits: make each row's max 0 before exponentiating
-            logits2.sub_(logits2.amax(dim=1, keepdim=True))
-        return logits2.exp2_()
+class StepTables(SamplingStep):
+    """`SamplingStep` (the generator's step as tables) with what rollouts add: teacher-forcing
+    a batch once (`encode`) and completing its prefixes (`complete`)."""
 
     def encode(self, x: Tensor) -> tuple[list[tuple[Tensor, Tensor]], Tensor]:
         """Teacher-force x (B, T) once. states[t]: (h, c) (B, H) after reading the start token
